@@ -1,0 +1,64 @@
+"""Atomic, verified checkpoints that load with ``torch.load(weights_only=True)``.
+
+A checkpoint is ``{"state_dict": ..., "meta": <JSON-compatible dict>}`` written to a temporary
+file, fsynced and renamed into place, with a ``.sha256`` sidecar written the same way. Loading
+verifies the digest first, so a file cut short by a crash is never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, truncated, altered or not loadable as weights only."""
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(path: str | Path, state_dict: dict[str, torch.Tensor], meta: dict[str, Any]) -> str:
+    """Write ``state_dict`` and ``meta`` atomically; return the SHA-256 of the file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    json.dumps(meta)  # meta must be plain data: fail here, not at load time
+    buf = io.BytesIO()
+    torch.save({"state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}, "meta": meta}, buf)
+    data = buf.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    _atomic_write(path, data)
+    _atomic_write(path.with_name(path.name + ".sha256"), digest.encode())
+    return digest
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Verify and load a checkpoint; raise :class:`CheckpointError` naming the file otherwise."""
+    path = Path(path)
+    sidecar = path.with_name(path.name + ".sha256")
+    if not path.is_file() or not sidecar.is_file():
+        raise CheckpointError(f"checkpoint {path} or its digest {sidecar.name} is missing")
+    data = path.read_bytes()
+    expected = sidecar.read_text().strip()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected:
+        raise CheckpointError(f"checkpoint {path} does not match its SHA-256 digest (truncated or altered)")
+    try:
+        obj = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises several types; all mean "refused"
+        raise CheckpointError(f"checkpoint {path} cannot be loaded as weights only: {exc}") from exc
+    if not isinstance(obj, dict) or "state_dict" not in obj or "meta" not in obj:
+        raise CheckpointError(f"checkpoint {path} lacks the 'state_dict' and 'meta' keys")
+    return obj["state_dict"], obj["meta"]

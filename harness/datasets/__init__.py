@@ -1,0 +1,5 @@
+"""Registered datasets. Every submodule is imported, so a new loader file registers itself."""
+
+from harness._autoimport import import_submodules
+
+import_submodules(__name__)

@@ -1,0 +1,97 @@
+"""Audio extractors: log-mel frame sequences computed with a batched torch STFT.
+
+The mel filter bank comes from ``transformers.audio_utils.mel_filter_bank`` (HTK mel scale,
+Slaney-normalised), a well-kept implementation already among our dependencies.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from harness.data.types import RawMedia
+from harness.extractors.base import Extractor
+from harness.registry import EXTRACTORS
+
+
+@lru_cache(maxsize=8)
+def _mel_bank(n_fft: int, n_mels: int, sample_rate: int) -> torch.Tensor:
+    from transformers.audio_utils import mel_filter_bank
+
+    bank = mel_filter_bank(
+        num_frequency_bins=n_fft // 2 + 1,
+        num_mel_filters=n_mels,
+        min_frequency=20.0,
+        max_frequency=sample_rate / 2,
+        sampling_rate=sample_rate,
+        norm="slaney",
+        mel_scale="slaney",
+    )
+    return torch.tensor(bank, dtype=torch.float32)  # [F, n_mels]
+
+
+def logmel(waveforms: torch.Tensor, sample_rate: int, n_mels: int, win_ms: float, hop_ms: float) -> torch.Tensor:
+    """Log-mel energies of a batch of equal-length waveforms ``[B, S]`` -> ``[B, T, n_mels]``.
+
+    ``T = 1 + S // hop`` (centred frames). Works on any device; the STFT runs in float32.
+    """
+    win = int(round(sample_rate * win_ms / 1000))
+    hop = int(round(sample_rate * hop_ms / 1000))
+    n_fft = 1 << (win - 1).bit_length()
+    window = torch.hann_window(win, device=waveforms.device)
+    spec = torch.stft(waveforms.float(), n_fft=n_fft, hop_length=hop, win_length=win, window=window,
+                      center=True, pad_mode="constant", return_complex=True)
+    power = spec.abs().pow(2).transpose(1, 2)  # [B, T, F]
+    mel = power @ _mel_bank(n_fft, n_mels, sample_rate).to(waveforms.device)
+    return torch.log(mel + 1e-6)
+
+
+@EXTRACTORS.register("logmel", modality="audio")
+class LogMel(Extractor):
+    """Log-mel frame sequence of the waveform (``n_mels`` bands, ``hop_ms`` frame step)."""
+
+    modality = "audio"
+    name = "logmel"
+
+    def __init__(self, n_mels: int = 40, win_ms: float = 25.0, hop_ms: float = 20.0, sample_rate: int = 16000) -> None:
+        if n_mels < 1:
+            raise ValueError(f"n_mels must be >= 1, got {n_mels}")
+        if hop_ms <= 0 or win_ms <= 0:
+            raise ValueError(f"win_ms and hop_ms must be > 0, got win_ms={win_ms}, hop_ms={hop_ms}")
+        self.n_mels = int(n_mels)
+        self.win_ms = float(win_ms)
+        self.hop_ms = float(hop_ms)
+        self.sample_rate = int(sample_rate)
+
+    @property
+    def dim(self) -> int:
+        return self.n_mels
+
+    def extract(self, media: Sequence[RawMedia]) -> list[torch.Tensor]:
+        waves = []
+        for i, m in enumerate(media):
+            if m.waveform is None:
+                raise ValueError(f"logmel: item {i} has no waveform")
+            if m.sample_rate != self.sample_rate:
+                raise ValueError(f"logmel: item {i} has sample rate {m.sample_rate} Hz, expected {self.sample_rate} Hz")
+            waves.append(np.asarray(m.waveform, dtype=np.float32))
+        if not waves:
+            return []
+        # Waveforms are batched by exact length, so an utterance's features never depend on
+        # what it was extracted with (zero padding would change its last frames).
+        hop = int(round(self.sample_rate * self.hop_ms / 1000))
+        out: list[torch.Tensor | None] = [None] * len(waves)
+        by_length: dict[int, list[int]] = {}
+        for i, w in enumerate(waves):
+            by_length.setdefault(len(w), []).append(i)
+        for n, idx in by_length.items():
+            if n < 2:
+                raise ValueError(f"logmel: item {idx[0]} has {n} samples; at least 2 are needed")
+            batch = torch.from_numpy(np.stack([waves[i] for i in idx]))
+            feats = logmel(batch, self.sample_rate, self.n_mels, self.win_ms, self.hop_ms)
+            for j, i in enumerate(idx):
+                out[i] = feats[j, : 1 + n // hop].contiguous()
+        return out  # type: ignore[return-value]

@@ -1,0 +1,237 @@
+"""One generic registry type for every kind of plugin (models, datasets, corruptions, ...).
+
+Modelled on timm's ``register_model`` / ``create_model``: a plugin is a class or a factory
+function registered under a name with free-form metadata, created by name with keyword
+arguments. Built-in plugins are imported lazily on the first lookup, and third-party
+packages add their own through the entry-point group ``mcer_bench.plugins`` (an entry point
+names a module to import; importing it registers its plugins).
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+import inspect
+import logging
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Callable, Generic, Iterator, TypeVar
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "mcer_bench.plugins"
+
+# Modules whose import registers the built-in plugins. Each package's __init__ imports its
+# submodules, so adding a plugin file never requires editing this list.
+BUILTIN_MODULES = (
+    "harness.extractors",
+    "harness.datasets",
+    "baselines",
+    "mcer",
+    "corruptions",
+)
+
+T = TypeVar("T")
+
+
+class RegistryError(KeyError):
+    """Raised for unknown names, duplicate registrations and invalid options.
+
+    Subclasses KeyError for callers that catch lookups, but prints its message plainly.
+    """
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """A registered plugin: its name, the object (class or factory) and its metadata."""
+
+    name: str
+    obj: T
+    kind: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> str:
+        """First line of the plugin's docstring, or its ``summary`` metadata."""
+        if "summary" in self.metadata:
+            return str(self.metadata["summary"])
+        doc = inspect.getdoc(self.obj) or ""
+        return doc.strip().splitlines()[0] if doc.strip() else ""
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-serialisable description used by ``mcer-bench list --json``."""
+        module = getattr(self.obj, "__module__", "?")
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "summary": self.summary,
+            "module": module,
+            "metadata": {k: v for k, v in self.metadata.items() if _is_jsonable(v)},
+        }
+
+
+def _is_jsonable(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool, type(None), list, tuple, dict))
+
+
+_builtins_loaded = False
+_entry_points_loaded = False
+
+
+def load_plugins() -> None:
+    """Import the built-in plugin modules and the third-party entry points, once.
+
+    A third-party plugin that fails to import is logged with its name and skipped, so one
+    broken package cannot take the whole harness down; built-in import errors propagate.
+    """
+    global _builtins_loaded, _entry_points_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True
+        for module in BUILTIN_MODULES:
+            importlib.import_module(module)
+    if not _entry_points_loaded:
+        _entry_points_loaded = True
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                ep.load()
+            except Exception as exc:  # noqa: BLE001 - report and continue, see docstring
+                log.error("plugin entry point %r (%s) failed to load: %s", ep.name, ep.value, exc)
+
+
+class Registry(Generic[T]):
+    """A named collection of plugins of one kind.
+
+    >>> MODELS = Registry("model")
+    >>> @MODELS.register("text-only", level="utterance")
+    ... class TextOnly: ...
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry[T]] = {}
+
+    # -- registration -------------------------------------------------------------------
+    def register(self, name: str, **metadata: Any) -> Callable[[T], T]:
+        """Decorator registering a class or factory under ``name`` with ``metadata``."""
+        if not name or name != name.strip():
+            raise ValueError(f"{self.kind} name must be a non-empty string without padding, got {name!r}")
+
+        def decorator(obj: T) -> T:
+            existing = self._entries.get(name)
+            if existing is not None and existing.obj is not obj:
+                # Re-importing the same module (e.g. importlib.reload) re-registers an
+                # equivalent object; only a *different* module claiming the name is an error.
+                if _qualname(existing.obj) != _qualname(obj):
+                    raise RegistryError(
+                        f"{self.kind} {name!r} is already registered by {_qualname(existing.obj)}; "
+                        f"{_qualname(obj)} cannot take the same name"
+                    )
+            self._entries[name] = Entry(name=name, obj=obj, kind=self.kind, metadata=dict(metadata))
+            return obj
+
+        return decorator
+
+    # -- lookup -------------------------------------------------------------------------
+    def _all(self) -> dict[str, Entry[T]]:
+        load_plugins()
+        return self._entries
+
+    def get(self, name: str) -> Entry[T]:
+        """The entry registered as ``name``; unknown names list the closest matches."""
+        entries = self._all()
+        if name in entries:
+            return entries[name]
+        close = difflib.get_close_matches(str(name), list(entries), n=5, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise RegistryError(
+            f"unknown {self.kind} {name!r}.{hint} Registered {self.kind}s: {', '.join(sorted(entries)) or 'none'}"
+        )
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._all()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._all()))
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def names(self, pattern: str = "*") -> list[str]:
+        """Registered names matching a shell-style glob, sorted."""
+        return sorted(n for n in self._all() if fnmatch.fnmatchcase(n, pattern))
+
+    def entries(self, pattern: str = "*") -> list[Entry[T]]:
+        return [self._all()[n] for n in self.names(pattern)]
+
+    # -- creation -----------------------------------------------------------------------
+    def create(self, name: str, *args: Any, **options: Any) -> Any:
+        """Instantiate plugin ``name`` with positional ``args`` and keyword ``options``.
+
+        Options the plugin does not accept are rejected before the call with an error naming
+        the option and the accepted ones (scikit-learn style), instead of a bare TypeError.
+        """
+        entry = self.get(name)
+        check_options(entry.obj, options, what=f"{self.kind} {name!r}", n_positional=len(args))
+        return entry.obj(*args, **options)
+
+
+def accepted_options(obj: Callable[..., Any], n_positional: int = 0) -> dict[str, inspect.Parameter] | None:
+    """Keyword parameters ``obj`` accepts after ``n_positional`` positional ones.
+
+    Returns ``None`` when ``obj`` takes ``**kwargs`` (anything goes).
+    """
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    sig = inspect.signature(target)
+    params = list(sig.parameters.values())
+    if inspect.isclass(obj) and params and params[0].name == "self":
+        params = params[1:]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    positional_kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    out: dict[str, inspect.Parameter] = {}
+    skipped = 0
+    for p in params:
+        if p.kind in positional_kinds and skipped < n_positional:
+            skipped += 1
+            continue
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
+            out[p.name] = p
+    return out
+
+
+def check_options(obj: Callable[..., Any], options: dict[str, Any], what: str, n_positional: int = 0) -> None:
+    """Raise ``RegistryError`` naming any key of ``options`` that ``obj`` does not accept."""
+    accepted = accepted_options(obj, n_positional)
+    if accepted is None:
+        return
+    for key in options:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, list(accepted), n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise RegistryError(
+                f"{what} has no option {key!r} (value {options[key]!r}).{hint} "
+                f"Accepted options: {', '.join(sorted(accepted)) or 'none'}"
+            )
+
+
+def _qualname(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+MODELS: Registry[Any] = Registry("model")
+DATASETS: Registry[Any] = Registry("dataset")
+CORRUPTIONS: Registry[Any] = Registry("corruption")
+DEFENSES: Registry[Any] = Registry("defense")
+EXTRACTORS: Registry[Any] = Registry("extractor")
+
+ALL_REGISTRIES: dict[str, Registry[Any]] = {
+    "models": MODELS,
+    "datasets": DATASETS,
+    "corruptions": CORRUPTIONS,
+    "defenses": DEFENSES,
+    "extractors": EXTRACTORS,
+}

@@ -1,0 +1,200 @@
+"""Training with early stopping on the validation split, prediction and evaluation.
+
+Model selection only ever looks at the validation split (DESIGN.md rule 3). On CUDA the
+forward pass runs under autocast (bf16, or fp16 with a gradient scaler); on the CPU in fp32.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from harness.data.collate import Batch, collate_dialogues, collate_utterances, flat_output, flat_targets, flat_uids
+from harness.data.types import BenchDataset, DataSpec, Dialogue, inverse_frequency_weights
+from harness.metrics import compute_metrics, default_metric, higher_is_better
+from harness.models import BenchModel, as_output
+from harness.runtime import amp_dtype, autocast, select_device
+
+
+class DivergenceError(RuntimeError):
+    """Training produced a non-finite loss; the message names the epoch and step."""
+
+
+@dataclass
+class TrainConfig:
+    """How a model is trained. Batch sizes count utterances (utterance-level models) or
+    dialogues (dialogue-level models). ``patience`` epochs without a validation improvement
+    stop training; ``selection_metric`` defaults to the task's headline metric."""
+
+    epochs: int = 30
+    batch_size: int = 32
+    dialogue_batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 6
+    grad_clip: float | None = 1.0
+    class_weights: str = "none"
+    selection_metric: str | None = None
+    amp: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "dialogue_batch_size", "patience"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)!r}")
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr!r}")
+        if self.class_weights not in ("none", "inverse_frequency"):
+            raise ValueError(f"TrainConfig.class_weights must be 'none' or 'inverse_frequency', got {self.class_weights!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_valid: dict[str, float]
+    selection_metric: str
+    epochs_run: int
+    train_time_s: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Predictions:
+    """Model outputs for the real utterances of a split, in a fixed order.
+
+    ``targets``: ``[M]`` int labels or float scores; ``outputs``: ``[M, C]`` logits or ``[M]``.
+    """
+
+    uids: list[str]
+    targets: np.ndarray
+    outputs: np.ndarray
+
+    def predicted(self, task: str) -> np.ndarray:
+        return self.outputs.argmax(-1) if task == "classification" else self.outputs
+
+
+def iter_batches(model: BenchModel, dialogues: Sequence[Dialogue], spec: DataSpec, batch_size: int,
+                 shuffle: bool = False, generator: torch.Generator | None = None) -> Iterator[Batch]:
+    """Batches of ``dialogues`` at the model's level, optionally shuffled with ``generator``."""
+    if model.level == "dialogue":
+        items: Sequence[Any] = dialogues
+    elif model.level == "utterance":
+        items = [u for d in dialogues for u in d.utterances]
+    else:
+        raise ValueError(f"model {type(model).__name__} declares level {model.level!r}; expected 'utterance' or 'dialogue'")
+    order = torch.randperm(len(items), generator=generator).tolist() if shuffle else range(len(items))
+    order = list(order)
+    for start in range(0, len(order), batch_size):
+        chunk = [items[i] for i in order[start:start + batch_size]]
+        if model.level == "dialogue":
+            yield collate_dialogues(chunk, spec, model.pooling)
+        else:
+            yield collate_utterances(chunk, spec)
+
+
+def _batch_size(model: BenchModel, config: TrainConfig) -> int:
+    return config.dialogue_batch_size if model.level == "dialogue" else config.batch_size
+
+
+@torch.inference_mode()
+def predict(model: BenchModel, dialogues: Sequence[Dialogue], spec: DataSpec, device: torch.device | str = "auto",
+            batch_size: int | None = None, amp: bool = True) -> Predictions:
+    """Run ``model`` in eval mode over ``dialogues``; outputs are float32 on the CPU."""
+    device = select_device(device)
+    model.eval().to(device)
+    bs = batch_size or (8 if model.level == "dialogue" else 64)
+    uids: list[str] = []
+    targets, outputs = [], []
+    for batch in iter_batches(model, dialogues, spec, bs):
+        batch = batch.to(device)
+        with autocast(device, amp):
+            out = as_output(model(batch)).prediction
+        outputs.append(flat_output(out, batch).float().cpu())
+        targets.append(flat_targets(batch).cpu())
+        uids.extend(flat_uids(batch))
+    if not uids:
+        raise ValueError("predict: no utterances to predict")
+    return Predictions(uids, torch.cat(targets).numpy(), torch.cat(outputs).numpy())
+
+
+def evaluate(model: BenchModel, dialogues: Sequence[Dialogue], spec: DataSpec, device: torch.device | str = "auto",
+             batch_size: int | None = None) -> tuple[dict[str, float], Predictions]:
+    """Metrics of ``model`` on ``dialogues`` plus the predictions they came from."""
+    preds = predict(model, dialogues, spec, device, batch_size)
+    return compute_metrics(spec.task, preds.targets, preds.outputs, spec.names), preds
+
+
+def fit(model: BenchModel, dataset: BenchDataset, config: TrainConfig | None = None, seed: int = 0,
+        device: torch.device | str = "auto", progress: Callable[[dict[str, float]], None] | None = None) -> FitResult:
+    """Train ``model`` on ``dataset``'s train split, selecting the epoch on its valid split.
+
+    On return the model holds the weights of the selected epoch. Raises
+    :class:`DivergenceError` when the loss stops being finite.
+    """
+    config = config or TrainConfig()
+    spec = dataset.spec
+    device = select_device(device)
+    metric = config.selection_metric or default_metric(spec.task)
+    better = higher_is_better(metric)
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    use_scaler = amp_dtype(device) == torch.float16 and config.amp
+    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+    weights = None
+    if config.class_weights == "inverse_frequency" and spec.task == "classification":
+        weights = inverse_frequency_weights(dataset.utterances("train"), int(spec.num_classes)).to(device)
+    generator = torch.Generator().manual_seed(seed)
+    best_state, best_valid, best_epoch = None, None, 0
+    best_score = -math.inf if better else math.inf
+    history: list[dict[str, float]] = []
+    stale = 0
+    start = time.perf_counter()
+    epoch = 0
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        losses = []
+        for step, batch in enumerate(iter_batches(model, dataset.splits["train"], spec, _batch_size(model, config),
+                                                  shuffle=True, generator=generator)):
+            batch = batch.to(device)
+            optimizer.zero_grad(set_to_none=True)
+            with autocast(device, config.amp):
+                output = as_output(model(batch))
+                loss = model.loss(output, batch, class_weights=weights)
+            if not torch.isfinite(loss):
+                raise DivergenceError(f"loss became {loss.item()} at epoch {epoch}, step {step}")
+            scaler.scale(loss).backward()
+            if config.grad_clip:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            losses.append(loss.item())
+        valid, _ = evaluate(model, dataset.splits["valid"], spec, device)
+        score = valid[metric]
+        if math.isnan(score):
+            raise DivergenceError(f"validation {metric} is NaN at epoch {epoch}")
+        row = {"epoch": epoch, "train_loss": float(np.mean(losses)), **{f"valid_{k}": v for k, v in valid.items()}}
+        history.append(row)
+        if progress is not None:
+            progress(row)
+        if (score > best_score) if better else (score < best_score):
+            best_score, best_valid, best_epoch, stale = score, valid, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+            if stale >= config.patience:
+                break
+    assert best_state is not None and best_valid is not None
+    model.load_state_dict(best_state)
+    return FitResult(best_epoch, best_valid, metric, epoch, time.perf_counter() - start, history)

@@ -1,0 +1,1 @@
+"""Figures, tables, statistics and report assembly from stored results."""
