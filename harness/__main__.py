@@ -1,0 +1,1 @@
+from harness.cli import main; raise SystemExit(main())

@@ -1,0 +1,232 @@
+"""The ``mcer-bench`` command line: a thin layer over the Python API.
+
+Every command exits 0 on success, 2 on bad input (with one clear message on stderr naming
+what is wrong) and 1 on an unexpected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+EXIT_USAGE = 2
+
+
+class CLIError(Exception):
+    """Bad input from the user: printed as ``mcer-bench: error: ...`` with exit code 2."""
+
+
+def _parse_value(text: str) -> Any:
+    """Interpret a ``--set`` value as TOML (numbers, booleans, strings, lists), else a string."""
+    import tomllib
+
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _key_values(pairs: Sequence[str], what: str) -> dict[str, Any]:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise CLIError(f"{what} expects KEY=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = _parse_value(value.strip())
+    return out
+
+
+# -- list -------------------------------------------------------------------------------
+def cmd_list(args: argparse.Namespace) -> int:
+    from harness.registry import ALL_REGISTRIES
+
+    kinds = [args.kind] if args.kind else list(ALL_REGISTRIES)
+    data = {k: [e.describe() for e in ALL_REGISTRIES[k].entries(args.pattern)] for k in kinds}
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    for kind, entries in data.items():
+        print(f"{kind} ({len(entries)}):")
+        for e in entries:
+            print(f"  {e['name']:<24} {e['summary']}")
+    return 0
+
+
+# -- describe ---------------------------------------------------------------------------
+def cmd_describe(args: argparse.Namespace) -> int:
+    from harness.data.types import DataSpec
+    from harness.describe import describe_model
+    from harness.registry import DATASETS, MODELS
+
+    if args.dataset and args.dims:
+        raise CLIError("give either --dataset or --dims, not both")
+    if args.dims:
+        dims = {k: int(v) for k, v in _key_values(args.dims.split(","), "--dims").items()}
+        task = "regression" if args.regression else "classification"
+        spec = DataSpec(dims=dims, task=task, num_classes=args.classes if task == "classification" else None,
+                        num_speakers=args.speakers)
+    else:
+        spec = DATASETS.create(args.dataset or "synthetic", **({"keep_raw": False} if not args.dataset else {})).spec
+    options = _key_values(args.set or [], "--set")
+    model = MODELS.create(args.model, spec, **options)
+    info = {"name": args.model, "options": options, **describe_model(model, spec)}
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{args.model}  ({info['model']}, {info['level']} level)")
+    print(f"  data: {spec.to_dict()}")
+    print(f"  parameters: {info['params']:,} ({info['trainable_params']:,} trainable)")
+    print(f"  FLOPs per utterance: {info['flops_per_utterance']:,.0f}")
+    print("  blocks:")
+    for b in info["blocks"]:
+        print(f"    {b['name']:<20} {b['type']:<24} {b['params']:>12,}")
+    return 0
+
+
+# -- run --------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.config import load_config, parse_config
+    from harness.demo import DEMO_CONFIG
+    from harness.sweep import make_plan, run_sweep
+    from reports.build import build_report
+
+    if args.config:
+        cfg = load_config(args.config)
+        import tomllib
+
+        raw = tomllib.loads(Path(args.config).read_text())
+        default_out = Path("runs") / cfg.run.name
+    else:
+        raw = DEMO_CONFIG
+        cfg = parse_config(DEMO_CONFIG, source="built-in demo")
+        default_out = Path("runs") / "demo"
+    out = Path(args.out) if args.out else default_out
+    if args.seeds:
+        cfg.run.seeds = [int(s) for s in args.seeds.split(",")]
+    if args.dry_run:
+        print(make_plan(cfg).describe())
+        return 0
+    summary = run_sweep(cfg, out, raw_config=raw, progress=not args.quiet)
+    print(f"{summary.cells_written} cells evaluated ({summary.failed} failed), {summary.cells_skipped} already stored, "
+          f"{summary.trainings_run} trainings, {summary.wall_time_s:.1f} s")
+    if not args.no_report:
+        written = build_report(out)
+        for path in written["figures"] + written["tables"]:
+            print(f"wrote {path}")
+    return 0
+
+
+# -- report -----------------------------------------------------------------------------
+def cmd_report(args: argparse.Namespace) -> int:
+    from reports.build import build_report
+
+    written = build_report(args.run_dir, metric=args.metric)
+    for path in written["figures"] + written["tables"]:
+        print(f"wrote {path}")
+    return 0
+
+
+# -- data inspect -----------------------------------------------------------------------
+def cmd_data_inspect(args: argparse.Namespace) -> int:
+    from harness.registry import DATASETS
+
+    if args.path in DATASETS:
+        card = DATASETS.create(args.path).summary()
+    else:
+        try:
+            from harness.datasets.detect import dataset_card, load_path
+        except ImportError:
+            raise CLIError(f"{args.path!r} is not a registered dataset name, and format detection of files is not "
+                           f"available in this build") from None
+        card = dataset_card(load_path(args.path))
+    print(json.dumps(card, indent=2, default=str) if args.json else _card_text(card))
+    return 0
+
+
+def _card_text(card: dict[str, Any]) -> str:
+    lines = [f"dataset: {card.get('name')}"]
+    for key, value in card.items():
+        if key != "name":
+            lines.append(f"{key}: {json.dumps(value, default=str)}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mcer-bench", description=(
+        "Benchmark multimodal (text, audio, video) emotion recognition models under graded real-world corruptions."))
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list registered plugins", description="List registered plugins by kind.")
+    p.add_argument("kind", nargs="?", choices=["models", "datasets", "corruptions", "defenses", "extractors"],
+                   help="only this kind (default: all kinds)")
+    p.add_argument("--pattern", default="*", help="shell-style glob on plugin names (default: *)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("describe", help="architecture summary, parameter count and FLOPs of a model",
+                       description="Build MODEL for a dataset (or explicit dims) and print its blocks, parameter "
+                                   "count and forward FLOPs per utterance (torch's flop counter).")
+    p.add_argument("model", help="registered model name (see 'mcer-bench list models')")
+    p.add_argument("--dataset", help="registered dataset whose DataSpec to use (default: synthetic)")
+    p.add_argument("--dims", help="explicit input dims instead of a dataset, e.g. text=1024,audio=1582,video=342")
+    p.add_argument("--classes", type=int, default=6, help="number of classes with --dims (default: 6)")
+    p.add_argument("--speakers", type=int, default=2, help="number of speakers with --dims (default: 2)")
+    p.add_argument("--regression", action="store_true", help="regression head instead of classes, with --dims")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model option (repeatable), value in TOML syntax")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_describe)
+
+    p = sub.add_parser("run", help="run a sweep (default: the built-in demo) and write its report",
+                       description="Expand a TOML sweep into training and evaluation cells, print the plan, run the "
+                                   "cells not yet stored in OUT/results.sqlite, then build the report.")
+    p.add_argument("config", nargs="?", help="sweep file in TOML (omit for the built-in demo on the synthetic dataset)")
+    p.add_argument("--out", help="run directory (default: runs/<run.name>)")
+    p.add_argument("--seeds", help="override run.seeds, e.g. 0,1,2")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run (always on: stored cells are never run twice)")
+    p.add_argument("--no-report", action="store_true", help="skip building figures and tables")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="rebuild figures and tables of a run directory from its store",
+                       description="Rebuild every figure and table of RUN_DIR from results.sqlite alone.")
+    p.add_argument("run_dir", help="a directory written by 'mcer-bench run'")
+    p.add_argument("--metric", help="headline metric (default: the config's report.metric, else wf1 / mae)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("data", help="dataset tools", description="Dataset tools.")
+    dsub = p.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    q = dsub.add_parser("inspect", help="detect a dataset's format, load it and print its card",
+                        description="Detect the format of PATH (a file or folder, or a registered dataset name), "
+                                    "load it and print the dataset card.")
+    q.add_argument("path", help="dataset file or folder, or a registered dataset name such as 'synthetic'")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q.set_defaults(func=cmd_data_inspect)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from harness.checkpoint import CheckpointError
+    from harness.config import ConfigError
+    from harness.registry import RegistryError
+    from harness.sweep import SweepError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (CLIError, ConfigError, RegistryError, SweepError, CheckpointError, FileNotFoundError, ValueError) as exc:
+        msg = str(exc)
+        print(f"mcer-bench: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("mcer-bench: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""Sweep configuration in TOML, validated before anything runs.
+
+Structure errors (unknown keys, wrong types, empty lists) are caught by pydantic models with
+``extra="forbid"``; names and options are then checked against the registries. Every error
+names the key, the value and what was expected, and :class:`ConfigError` carries all of them.
+
+Example::
+
+    [run]
+    name = "demo"
+    seeds = [0, 1, 2]
+
+    [train]
+    epochs = 30
+
+    [[models]]
+    name = "text-only"
+    options = { hidden = 64 }
+
+    [[datasets]]
+    name = "synthetic"
+
+    [[corruptions]]
+    name = "feature-gaussian"
+    severities = [1, 2, 3, 4, 5]
+    options = { modality = "audio" }
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from harness.registry import CORRUPTIONS, DATASETS, DEFENSES, MODELS, RegistryError, check_options
+from harness.train import TrainConfig
+
+
+class ConfigError(ValueError):
+    """An invalid sweep configuration; the message lists every problem found."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class RunSection(_Strict):
+    name: str = "sweep"
+    seeds: list[int] = Field(default=[0], min_length=1)
+    corruption_seed: int = 0
+    device: str = "auto"
+    metric: str | None = None
+    executor: str = "local"
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        bad = [s for s in v if s < 0]
+        if bad:
+            raise ValueError(f"seeds must be non-negative integers, got {bad}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"seeds must be distinct, got {v}")
+        return v
+
+    @field_validator("executor")
+    @classmethod
+    def _executor(cls, v: str) -> str:
+        if v not in ("local", "ray"):
+            raise ValueError(f"executor must be 'local' or 'ray', got {v!r}")
+        return v
+
+
+class TrainSection(_Strict):
+    epochs: int | None = None
+    batch_size: int | None = None
+    dialogue_batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    patience: int | None = None
+    grad_clip: float | None = None
+    class_weights: str | None = None
+    selection_metric: str | None = None
+    amp: bool | None = None
+
+    def train_config(self, override: "TrainSection | None" = None) -> TrainConfig:
+        values = {k: v for k, v in self.model_dump().items() if v is not None}
+        if override is not None:
+            values.update({k: v for k, v in override.model_dump().items() if v is not None})
+        return TrainConfig(**values)
+
+
+class ModelEntry(_Strict):
+    name: str | None = None
+    set: str | None = None
+    label: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    train: TrainSection | None = None
+
+
+class DatasetEntry(_Strict):
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class CorruptionEntry(_Strict):
+    name: str
+    severities: list[int] = Field(default=[1, 2, 3, 4, 5], min_length=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+    label: str | None = None
+
+    @field_validator("severities")
+    @classmethod
+    def _severities(cls, v: list[int]) -> list[int]:
+        bad = [s for s in v if not 0 <= s <= 5]
+        if bad:
+            raise ValueError(f"severities must be integers in 0..5 (0 = clean), got {bad}")
+        return sorted(set(v))
+
+
+class DefenseEntry(_Strict):
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ReportSection(_Strict):
+    metric: str | None = None
+    reference_model: str | None = None
+
+
+class SweepConfig(_Strict):
+    run: RunSection = Field(default_factory=RunSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+    models: list[ModelEntry] = Field(min_length=1)
+    datasets: list[DatasetEntry] = Field(min_length=1)
+    corruptions: list[CorruptionEntry] = Field(default_factory=list)
+    defenses: list[DefenseEntry] = Field(default_factory=list)
+    report: ReportSection = Field(default_factory=ReportSection)
+
+
+def _format_pydantic(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        value = e.get("input")
+        lines.append(f"{source}: key '{key}': {e['msg']} (got {value!r})")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> SweepConfig:
+    """Validate a config dict: structure first, then registry names and options."""
+    try:
+        cfg = SweepConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_pydantic(err, source)) from None
+    problems: list[str] = []
+    for i, m in enumerate(cfg.models):
+        if (m.name is None) == (m.set is None):
+            problems.append(f"{source}: key 'models.{i}': give exactly one of 'name' or 'set' (got name={m.name!r}, set={m.set!r})")
+            continue
+        if m.name is not None:
+            _check(problems, source, f"models.{i}", MODELS, m.name, m.options, n_positional=1)
+        elif m.set not in model_sets():
+            problems.append(f"{source}: key 'models.{i}.set': unknown model set {m.set!r}; known sets: {sorted(model_sets())}")
+        if m.train is not None:
+            try:
+                cfg.train.train_config(m.train)
+            except ValueError as exc:
+                problems.append(f"{source}: key 'models.{i}.train': {exc}")
+    for i, d in enumerate(cfg.datasets):
+        _check(problems, source, f"datasets.{i}", DATASETS, d.name, d.options)
+    for i, c in enumerate(cfg.corruptions):
+        _check(problems, source, f"corruptions.{i}", CORRUPTIONS, c.name, c.options)
+    for i, d in enumerate(cfg.defenses):
+        _check(problems, source, f"defenses.{i}", DEFENSES, d.name, d.options)
+    try:
+        cfg.train.train_config()
+    except ValueError as exc:
+        problems.append(f"{source}: key 'train': {exc}")
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return cfg
+
+
+def _check(problems: list[str], source: str, key: str, registry: Any, name: str, options: dict[str, Any],
+           n_positional: int = 0) -> None:
+    try:
+        entry = registry.get(name)
+        check_options(entry.obj, options, what=f"{registry.kind} {name!r}", n_positional=n_positional)
+    except RegistryError as exc:
+        problems.append(f"{source}: key '{key}': {exc}")
+
+
+def load_config(path: str | Path) -> SweepConfig:
+    """Read and validate a TOML sweep file; errors name the file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, source=str(path))
+
+
+def model_sets() -> dict[str, list[tuple[str, str, dict[str, Any]]]]:
+    """Named model sets: ``name -> [(label, model name, options), ...]``.
+
+    Collected from plugin modules that define ``MODEL_SETS`` (same shape) or MCER's
+    ``ABLATION_SETS`` (``name -> [(label, options)]`` for the ``mcer`` model).
+    """
+    from harness.registry import load_plugins
+
+    load_plugins()
+    sets: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
+    try:
+        from mcer import ablation  # type: ignore[attr-defined]
+    except ImportError:
+        ablation = None
+    if ablation is not None:
+        for set_name, variants in getattr(ablation, "ABLATION_SETS", {}).items():
+            sets[set_name] = [(label, "mcer", dict(opts)) for label, opts in variants]
+        sets.update(getattr(ablation, "MODEL_SETS", {}))
+    return sets
+
+
+TRAIN_FIELDS = tuple(f.name for f in fields(TrainConfig))

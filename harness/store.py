@@ -1,0 +1,201 @@
+"""SQLite result store: one row per evaluated cell, with full provenance.
+
+Rows are keyed by a content hash of the cell (``cell_key``); writes are ``INSERT OR IGNORE``
+inside a transaction, so a re-run never duplicates a row and a crash never leaves half of
+one. Per-cell predictions are kept beside the metrics (as ``.npy`` bytes, loaded with
+``allow_pickle=False``) so paired statistics can be computed from the store alone.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+    cell_key TEXT PRIMARY KEY,
+    train_key TEXT NOT NULL,
+    model TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    model_options TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    train_condition TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    corruption TEXT NOT NULL,
+    corruption_options TEXT NOT NULL,
+    severity INTEGER NOT NULL,
+    parameter TEXT,
+    parameter_value TEXT,
+    schedule TEXT NOT NULL,
+    defense TEXT NOT NULL,
+    split TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    metrics TEXT NOT NULL,
+    n_utterances INTEGER NOT NULL,
+    best_epoch INTEGER,
+    config_hash TEXT NOT NULL,
+    code_version TEXT NOT NULL,
+    package_versions TEXT NOT NULL,
+    device TEXT NOT NULL,
+    wall_time_s REAL NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS predictions (
+    cell_key TEXT PRIMARY KEY REFERENCES results(cell_key),
+    uids TEXT NOT NULL,
+    targets BLOB NOT NULL,
+    outputs BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trainings (
+    train_key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    train_condition TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    fit TEXT NOT NULL,
+    checkpoint TEXT,
+    params INTEGER,
+    device TEXT NOT NULL,
+    wall_time_s REAL NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    config TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    provenance TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+"""
+
+JSON_COLUMNS = ("model_options", "corruption_options", "metrics", "package_versions")
+
+
+def _npy(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _from_npy(b: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(b), allow_pickle=False)
+
+
+class ResultStore:
+    """The run directory's ``results.sqlite``. Safe to open from several processes: SQLite
+    serialises writers, and every write is one transaction."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as con, con:
+            con.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=60.0)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=FULL")
+        return con
+
+    # -- writes ---------------------------------------------------------------------
+    def add_result(self, row: dict[str, Any], predictions: dict[str, Any] | None = None) -> bool:
+        """Insert a result row (and its predictions) unless its ``cell_key`` exists.
+
+        Returns True when the row was written, False when it was already stored.
+        """
+        values = {k: (json.dumps(v, sort_keys=True) if k in JSON_COLUMNS else v) for k, v in row.items()}
+        cols = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        with closing(self._connect()) as con, con:
+            cur = con.execute(f"INSERT OR IGNORE INTO results ({cols}) VALUES ({marks})", list(values.values()))
+            written = cur.rowcount == 1
+            if written and predictions is not None:
+                con.execute(
+                    "INSERT OR IGNORE INTO predictions (cell_key, uids, targets, outputs) VALUES (?, ?, ?, ?)",
+                    (row["cell_key"], json.dumps(list(predictions["uids"])), _npy(predictions["targets"]),
+                     _npy(predictions["outputs"])),
+                )
+        return written
+
+    def add_training(self, row: dict[str, Any]) -> None:
+        """Insert or replace the record of a training cell (status ok / failed)."""
+        values = {k: (json.dumps(v, sort_keys=True) if k == "fit" else v) for k, v in row.items()}
+        cols = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        with closing(self._connect()) as con, con:
+            con.execute(f"INSERT OR REPLACE INTO trainings ({cols}) VALUES ({marks})", list(values.values()))
+
+    def add_run(self, run_id: str, config: dict[str, Any], config_hash: str, provenance: dict[str, Any],
+                created_at: str) -> None:
+        with closing(self._connect()) as con, con:
+            con.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?)",
+                        (run_id, json.dumps(config, sort_keys=True), config_hash, json.dumps(provenance), created_at))
+
+    # -- reads ----------------------------------------------------------------------
+    def stored_keys(self) -> set[str]:
+        with closing(self._connect()) as con:
+            return {r[0] for r in con.execute("SELECT cell_key FROM results")}
+
+    def has(self, cell_key: str) -> bool:
+        with closing(self._connect()) as con:
+            return con.execute("SELECT 1 FROM results WHERE cell_key = ?", (cell_key,)).fetchone() is not None
+
+    def training(self, train_key: str) -> dict[str, Any] | None:
+        with closing(self._connect()) as con:
+            con.row_factory = sqlite3.Row
+            r = con.execute("SELECT * FROM trainings WHERE train_key = ?", (train_key,)).fetchone()
+        if r is None:
+            return None
+        out = dict(r)
+        out["fit"] = json.loads(out["fit"])
+        return out
+
+    def dataframe(self, table: str = "results") -> pd.DataFrame:
+        """A table as a DataFrame; for ``results`` the metrics are expanded into columns."""
+        if table not in ("results", "trainings", "runs"):
+            raise ValueError(f"table must be 'results', 'trainings' or 'runs', got {table!r}")
+        with closing(self._connect()) as con:
+            df = pd.read_sql_query(f"SELECT * FROM {table}", con)
+        if table == "results" and len(df):
+            for c in JSON_COLUMNS:
+                df[c] = df[c].map(json.loads)
+            metrics = pd.json_normalize(df["metrics"].tolist()).add_prefix("metric_")
+            df = pd.concat([df.drop(columns=["metrics"]), metrics], axis=1)
+        return df
+
+    def predictions(self, cell_key: str) -> dict[str, Any] | None:
+        with closing(self._connect()) as con:
+            r = con.execute("SELECT uids, targets, outputs FROM predictions WHERE cell_key = ?", (cell_key,)).fetchone()
+        if r is None:
+            return None
+        return {"uids": json.loads(r[0]), "targets": _from_npy(r[1]), "outputs": _from_npy(r[2])}
+
+    def runs(self) -> list[dict[str, Any]]:
+        with closing(self._connect()) as con:
+            rows = con.execute("SELECT run_id, config, config_hash, provenance, created_at FROM runs").fetchall()
+        return [{"run_id": r[0], "config": json.loads(r[1]), "config_hash": r[2], "provenance": json.loads(r[3]),
+                 "created_at": r[4]} for r in rows]
+
+    def to_csv(self, path: str | Path, table: str = "results") -> Path:
+        path = Path(path)
+        df = self.dataframe(table)
+        for c in df.columns:
+            if df[c].map(lambda v: isinstance(v, (dict, list))).any():
+                df[c] = df[c].map(lambda v: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v)
+        df.to_csv(path, index=False)
+        return path
+
+    def count(self, where: str = "", params: Iterable[Any] = ()) -> int:
+        with closing(self._connect()) as con:
+            return int(con.execute(f"SELECT COUNT(*) FROM results {where}", tuple(params)).fetchone()[0])

@@ -1,0 +1,345 @@
+"""Expand a sweep into cells and run them: train once, evaluate many (DESIGN.md rule 2).
+
+A *training cell* is (model, dataset, training condition, seed); its *evaluation cells* are
+the clean test set plus every (corruption, severity). Each training cell is trained at most
+once (its checkpoint is reused on resume) and every evaluation cell is stored as one row as
+soon as it is computed; cells already in the store are skipped. A corrupted test set is
+built once and shared by all models, so comparisons are paired.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import tomli_w
+import torch
+
+from harness.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from harness.config import SweepConfig, model_sets
+from harness.data.types import BenchDataset, Dialogue
+from harness.provenance import code_version, config_hash, now_utc, package_versions
+from harness.registry import CORRUPTIONS, DATASETS, DEFENSES, MODELS
+from harness.runtime import describe_device, seed_everything, select_device
+from harness.store import ResultStore
+from harness.train import DivergenceError, TrainConfig, evaluate, fit
+
+CLEAN = "clean"
+
+
+class SweepError(RuntimeError):
+    """A sweep cannot start (output directory, lock) or a cell is malformed."""
+
+
+@dataclass(frozen=True)
+class TrainingCell:
+    label: str
+    model: str
+    options: dict[str, Any]
+    dataset: str
+    dataset_options: dict[str, Any]
+    condition: str
+    seed: int
+    train: TrainConfig
+
+    @property
+    def key(self) -> str:
+        return config_hash({"model": self.model, "options": self.options, "dataset": self.dataset,
+                            "dataset_options": self.dataset_options, "condition": self.condition,
+                            "seed": self.seed, "train": self.train.to_dict()})
+
+
+@dataclass(frozen=True)
+class EvalCell:
+    training: TrainingCell
+    corruption: str
+    corruption_options: dict[str, Any]
+    corruption_label: str
+    severity: int
+    corruption_seed: int
+    defense: str = "none"
+    defense_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return config_hash({"train": self.training.key, "corruption": self.corruption,
+                            "corruption_options": self.corruption_options, "severity": self.severity,
+                            "corruption_seed": self.corruption_seed, "defense": self.defense,
+                            "defense_options": self.defense_options})
+
+    @property
+    def test_set_key(self) -> tuple[Any, ...]:
+        """Identifies the (corrupted) test set, shared by every model."""
+        t = self.training
+        return (t.dataset, config_hash(t.dataset_options), self.corruption, config_hash(self.corruption_options),
+                self.severity, self.corruption_seed, self.defense, config_hash(self.defense_options))
+
+
+@dataclass
+class Plan:
+    trainings: list[TrainingCell]
+    evaluations: dict[str, list[EvalCell]]  # training key -> its cells
+
+    @property
+    def n_evaluations(self) -> int:
+        return sum(len(v) for v in self.evaluations.values())
+
+    def describe(self, stored: set[str] | None = None) -> str:
+        stored = stored or set()
+        todo_eval = sum(1 for cells in self.evaluations.values() for c in cells if c.key not in stored)
+        todo_train = sum(1 for t in self.trainings if any(c.key not in stored for c in self.evaluations[t.key]))
+        return (f"plan: {len(self.trainings)} trainings x up to {self.n_evaluations // max(len(self.trainings), 1)} "
+                f"evaluations each = {self.n_evaluations} evaluation cells; "
+                f"to run: {todo_train} trainings, {todo_eval} evaluations "
+                f"({self.n_evaluations - todo_eval} already stored)")
+
+
+def expand_models(cfg: SweepConfig) -> list[tuple[str, str, dict[str, Any], TrainConfig]]:
+    """(label, model name, options, train config) for every model entry, named sets expanded."""
+    out = []
+    sets = None
+    for entry in cfg.models:
+        train = cfg.train.train_config(entry.train)
+        if entry.set is not None:
+            sets = sets or model_sets()
+            for label, name, options in sets[entry.set]:
+                out.append((label, name, {**options, **entry.options}, train))
+        else:
+            assert entry.name is not None
+            out.append((entry.label or entry.name, entry.name, dict(entry.options), train))
+    labels = [o[0] for o in out]
+    dupes = sorted({x for x in labels if labels.count(x) > 1})
+    if dupes:
+        raise SweepError(f"model labels must be unique within a sweep; repeated: {dupes} (set 'label' on the entries)")
+    return out
+
+
+def make_plan(cfg: SweepConfig) -> Plan:
+    trainings: list[TrainingCell] = []
+    evaluations: dict[str, list[EvalCell]] = {}
+    defenses = [("none", {})] + [(d.name, dict(d.options)) for d in cfg.defenses]
+    for ds in cfg.datasets:
+        for label, name, options, train in expand_models(cfg):
+            for seed in cfg.run.seeds:
+                t = TrainingCell(label, name, options, ds.name, dict(ds.options), CLEAN, seed, train)
+                cells = [EvalCell(t, CLEAN, {}, CLEAN, 0, cfg.run.corruption_seed)]
+                for c in cfg.corruptions:
+                    clabel = c.label or _corruption_label(c.name, c.options)
+                    for sev in c.severities:
+                        if sev == 0:
+                            continue  # severity 0 is the clean cell, stored once
+                        for dname, dopts in defenses:
+                            cells.append(EvalCell(t, c.name, dict(c.options), clabel, sev, cfg.run.corruption_seed,
+                                                  dname, dopts))
+                trainings.append(t)
+                evaluations[t.key] = cells
+    return Plan(trainings, evaluations)
+
+
+def _corruption_label(name: str, options: dict[str, Any]) -> str:
+    extra = ",".join(f"{k}={v}" for k, v in sorted(options.items()))
+    return f"{name}[{extra}]" if extra else name
+
+
+def check_writable(out: Path) -> None:
+    """Create ``out`` and prove it is writable, or raise :class:`SweepError` naming it."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-probe-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise SweepError(f"output directory {out} is not writable: {exc.strerror or exc}") from None
+
+
+@contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``out/.lock``; a second sweep on the same directory is refused."""
+    path = out / ".lock"
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            raise SweepError(f"run directory {out} is in use by process {holder}; wait for it to finish "
+                             f"or use another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+class DatasetCache:
+    """Loads each (dataset, options) once per sweep and each corrupted test set once."""
+
+    def __init__(self) -> None:
+        self._datasets: dict[tuple[str, str], BenchDataset] = {}
+        self._test_sets: dict[tuple[Any, ...], list[Dialogue]] = {}
+
+    def dataset(self, name: str, options: dict[str, Any]) -> BenchDataset:
+        key = (name, config_hash(options))
+        if key not in self._datasets:
+            self._datasets[key] = DATASETS.create(name, **options)
+        return self._datasets[key]
+
+    def test_set(self, cell: EvalCell, dataset: BenchDataset) -> list[Dialogue]:
+        key = cell.test_set_key
+        if key not in self._test_sets:
+            dialogues = dataset.splits["test"]
+            if cell.corruption != CLEAN:
+                corruption = CORRUPTIONS.create(cell.corruption, **cell.corruption_options)
+                if hasattr(corruption, "bind"):
+                    corruption = corruption.bind(dataset)
+                dialogues = corruption(dialogues, cell.severity, cell.corruption_seed)
+            if cell.defense != "none":
+                defense = DEFENSES.create(cell.defense, **cell.defense_options)
+                if hasattr(defense, "bind"):
+                    defense = defense.bind(dataset)
+                dialogues = defense(dialogues)
+            self._test_sets[key] = dialogues
+        return self._test_sets[key]
+
+
+def severity_parameter(name: str, options: dict[str, Any], severity: int) -> tuple[str | None, str | None]:
+    if name == CLEAN:
+        return None, None
+    table = getattr(CORRUPTIONS.get(name).obj, "table", None)
+    if table is None:
+        return None, None
+    return table.parameter, f"{table.values[severity]} {table.unit}".strip()
+
+
+def run_training_cell(t: TrainingCell, cells: list[EvalCell], cache: DatasetCache, store: ResultStore, out: Path,
+                      device: torch.device, cfg_hash: str, on_cell: Callable[[EvalCell, dict[str, Any]], None]) -> list[dict[str, Any]]:
+    """Train (or restore) one model and evaluate its missing cells; return the rows written."""
+    dataset = cache.dataset(t.dataset, t.dataset_options)
+    ckpt = out / "checkpoints" / f"{t.key}.pt"
+    common = {"train_key": t.key, "model": t.model, "variant": t.label, "model_options": t.options,
+              "dataset": t.dataset, "train_condition": t.condition, "seed": t.seed, "config_hash": cfg_hash,
+              "code_version": code_version(), "package_versions": package_versions(),
+              "device": describe_device(device)}
+    seed_everything(t.seed)
+    start = time.perf_counter()
+    best_epoch: int | None = None
+    try:
+        model = MODELS.create(t.model, dataset.spec, **t.options)
+        try:
+            state, meta = load_checkpoint(ckpt)
+            model.load_state_dict(state)
+            best_epoch = meta.get("best_epoch")
+        except CheckpointError:
+            result = fit(model, dataset, t.train, seed=t.seed, device=device)
+            best_epoch = result.best_epoch
+            save_checkpoint(ckpt, model.state_dict(), {"train_key": t.key, "best_epoch": best_epoch,
+                                                       "model": t.model, "options": t.options})
+            store.add_training({"train_key": t.key, "model": t.model, "variant": t.label, "dataset": t.dataset,
+                                "train_condition": t.condition, "seed": t.seed, "status": "ok", "error": None,
+                                "fit": result.to_dict(), "checkpoint": str(ckpt.relative_to(out)),
+                                "params": model.num_parameters(), "device": common["device"],
+                                "wall_time_s": time.perf_counter() - start, "created_at": now_utc()})
+    except (DivergenceError, RuntimeError, ValueError) as exc:
+        # The cell failed: record it (reports show failed cells), and let the sweep go on.
+        reason = f"{type(exc).__name__}: {exc}"
+        store.add_training({"train_key": t.key, "model": t.model, "variant": t.label, "dataset": t.dataset,
+                            "train_condition": t.condition, "seed": t.seed, "status": "failed", "error": reason,
+                            "fit": {"traceback": traceback.format_exc(limit=5)}, "checkpoint": None, "params": None,
+                            "device": common["device"], "wall_time_s": time.perf_counter() - start,
+                            "created_at": now_utc()})
+        rows = []
+        for cell in cells:
+            row = _row(common, cell, "failed", reason, {}, 0, best_epoch, 0.0)
+            store.add_result(row)
+            on_cell(cell, row)
+            rows.append(row)
+        return rows
+    rows = []
+    for cell in cells:
+        t0 = time.perf_counter()
+        test = cache.test_set(cell, dataset)
+        metrics, preds = evaluate(model, test, dataset.spec, device)
+        row = _row(common, cell, "ok", None, metrics, len(preds.uids), best_epoch, time.perf_counter() - t0)
+        store.add_result(row, {"uids": preds.uids, "targets": preds.targets, "outputs": preds.outputs})
+        on_cell(cell, row)
+        rows.append(row)
+    return rows
+
+
+def _row(common: dict[str, Any], cell: EvalCell, status: str, error: str | None, metrics: dict[str, float],
+         n: int, best_epoch: int | None, wall: float) -> dict[str, Any]:
+    parameter, value = severity_parameter(cell.corruption, cell.corruption_options, cell.severity)
+    return {**common, "cell_key": cell.key, "corruption": cell.corruption_label if cell.corruption != CLEAN else CLEAN,
+            "corruption_options": {"name": cell.corruption, **cell.corruption_options}, "severity": cell.severity,
+            "parameter": parameter, "parameter_value": value,
+            "schedule": str(cell.corruption_options.get("schedule", "stationary")), "defense": cell.defense,
+            "split": "test", "status": status, "error": error, "metrics": metrics, "n_utterances": n,
+            "best_epoch": best_epoch, "wall_time_s": wall, "created_at": now_utc()}
+
+
+@dataclass
+class SweepSummary:
+    out: Path
+    trainings_run: int
+    cells_written: int
+    cells_skipped: int
+    failed: int
+    wall_time_s: float
+
+
+def run_sweep(cfg: SweepConfig, out: str | Path, raw_config: dict[str, Any] | None = None, progress: bool = True,
+              log: Callable[[str], None] = print) -> SweepSummary:
+    """Run every cell of ``cfg`` not yet stored in ``out/results.sqlite``."""
+    out = Path(out)
+    check_writable(out)
+    start = time.perf_counter()
+    with run_lock(out):
+        raw = raw_config if raw_config is not None else cfg.model_dump()
+        cfg_hash = config_hash(raw)
+        (out / "config.toml").write_text(tomli_w.dumps(_tomlable(raw)))
+        store = ResultStore(out / "results.sqlite")
+        device = select_device(cfg.run.device)
+        plan = make_plan(cfg)
+        stored = store.stored_keys()
+        log(plan.describe(stored))
+        store.add_run(config_hash({"config": cfg_hash, "at": now_utc()}), raw, cfg_hash,
+                      {"code_version": code_version(), "packages": package_versions(),
+                       "device": describe_device(device)}, now_utc())
+        todo = [(t, [c for c in plan.evaluations[t.key] if c.key not in stored]) for t in plan.trainings]
+        todo = [(t, cells) for t, cells in todo if cells]
+        n_cells = sum(len(c) for _, c in todo)
+        cache = DatasetCache()
+        bar = _progress(n_cells, progress)
+        failed = 0
+
+        def on_cell(cell: EvalCell, row: dict[str, Any]) -> None:
+            nonlocal failed
+            failed += row["status"] != "ok"
+            bar.set_postfix_str(f"{cell.training.label} seed={cell.training.seed} {row['corruption']}@{cell.severity}")
+            bar.update(1)
+
+        for t, cells in todo:
+            run_training_cell(t, cells, cache, store, out, device, cfg_hash, on_cell)
+        bar.close()
+    return SweepSummary(out, len(todo), n_cells, plan.n_evaluations - n_cells, failed, time.perf_counter() - start)
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="cells", unit="cell", disable=not enabled, dynamic_ncols=True)
+
+
+def _tomlable(obj: Any) -> Any:
+    """Drop None values (TOML has no null) recursively."""
+    if isinstance(obj, dict):
+        return {k: _tomlable(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list):
+        return [_tomlable(v) for v in obj if v is not None]
+    return obj

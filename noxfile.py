@@ -1,0 +1,46 @@
+"""nox sessions: tests, demo, lint, bench. Each installs the package with constraints.txt,
+which pins torch==2.13.0 (a newer or unpinned torch pulls a multi-GB CUDA build here)."""
+
+from __future__ import annotations
+
+import glob
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+PYTHON = "3.11"
+CONSTRAINTS = ("-c", "constraints.txt")
+
+
+def _install(session: nox.Session, extras: str) -> None:
+    session.install(*CONSTRAINTS, "torch==2.13.0")
+    session.install(*CONSTRAINTS, "-e", f".[{extras}]" if extras else ".")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The full test suite (fault-injection tests included)."""
+    _install(session, "test")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """The main job: the built-in demo sweep on the synthetic dataset, then its report."""
+    _install(session, "")
+    session.run("mcer-bench", "run", "--out", "runs/demo", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    session.install(*CONSTRAINTS, "ruff")
+    session.run("ruff", "check", "harness", "mcer", "baselines", "corruptions", "reports", "tests", "benchmarks")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Every benchmarks/bench_*.py script; tables printed and saved as CSV under bench-results/."""
+    _install(session, "bench")
+    for script in sorted(glob.glob("benchmarks/bench_*.py")):
+        session.run("python", script, "--out", "bench-results", *session.posargs)

@@ -1,0 +1,52 @@
+"""Turn stored result rows into per-(model, corruption, severity) summaries across seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+CLEAN = "clean"
+
+
+def bootstrap_ci(values: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean of ``values`` (NaN-free). One value gives (v, v)."""
+    values = np.asarray(values, dtype=float)
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    if len(values) == 1:
+        return float(values[0]), float(values[0])
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
+
+
+def curves(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Mean, std and 95% bootstrap CI of ``metric`` over seeds for every curve point.
+
+    The clean row (severity 0) is repeated under every corruption so that each curve starts
+    at the model's clean score. Failed cells are counted in ``failed`` and excluded from the
+    mean; a point with no successful seed has NaN statistics.
+    """
+    col = f"metric_{metric}"
+    if col not in df.columns:
+        raise ValueError(f"metric {metric!r} is not in the stored results; available: "
+                         f"{sorted(c[7:] for c in df.columns if c.startswith('metric_'))}")
+    df = df.copy()
+    clean = df[df["corruption"] == CLEAN]
+    corrs = sorted(set(df["corruption"]) - {CLEAN})
+    parts = [df[df["corruption"] != CLEAN]]
+    for c in corrs or [CLEAN]:
+        parts.append(clean.assign(corruption=c))
+    df = pd.concat(parts, ignore_index=True)
+    rows = []
+    keys = ["dataset", "variant", "corruption", "defense", "severity"]
+    df["defense"] = df["defense"].fillna("none")
+    for key, g in df.groupby(keys, sort=True):
+        ok = g[g["status"] == "ok"][col].dropna().to_numpy(dtype=float)
+        lo, hi = bootstrap_ci(ok)
+        rows.append({**dict(zip(keys, key)), "mean": float(ok.mean()) if len(ok) else float("nan"),
+                     "std": float(ok.std(ddof=1)) if len(ok) > 1 else 0.0, "ci_low": lo, "ci_high": hi,
+                     "n_seeds": len(ok), "failed": int((g["status"] != "ok").sum()),
+                     "parameter_value": g["parameter_value"].dropna().iloc[0] if g["parameter_value"].notna().any() else ""})
+    return pd.DataFrame(rows)

@@ -1,0 +1,24 @@
+"""Shared fixtures: tiny synthetic datasets built once per test session."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset():
+    """A few short dialogues with raw media, 4 classes, 2 speakers."""
+    from harness import DATASETS
+
+    return DATASETS.create("synthetic", n_train=8, n_valid=3, n_test=3, min_utts=3, max_utts=6, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_regression_dataset():
+    from harness import DATASETS
+
+    return DATASETS.create("synthetic", task="regression", n_train=8, n_valid=3, n_test=3, min_utts=3, max_utts=6,
+                           seed=1, keep_raw=False)

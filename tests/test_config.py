@@ -1,0 +1,34 @@
+import pytest
+
+from harness.config import ConfigError, load_config, parse_config
+
+BASE = {"models": [{"name": "text-only"}], "datasets": [{"name": "synthetic"}]}
+
+
+def test_minimal_config_gets_defaults():
+    cfg = parse_config(BASE)
+    assert cfg.run.seeds == [0] and cfg.corruptions == []
+
+
+@pytest.mark.parametrize("data,expect", [
+    ({**BASE, "modles": []}, r"key 'modles': Extra inputs are not permitted"),
+    ({**BASE, "models": [{"name": "text-onyl"}]}, r"models.0.*unknown model 'text-onyl'.*Did you mean: text-only"),
+    ({**BASE, "models": [{"name": "text-only", "options": {"hiden": 3}}]}, r"no option 'hiden'.*Did you mean 'hidden'"),
+    ({**BASE, "corruptions": [{"name": "feature-gaussian", "severities": [1, 7]}]}, r"severities must be integers in 0..5.*\[7\]"),
+    ({**BASE, "run": {"seeds": []}}, r"key 'run.seeds'"),
+    ({**BASE, "run": {"seeds": "zero"}}, r"key 'run.seeds'.*got 'zero'"),
+    ({**BASE, "train": {"epochs": 0}}, r"TrainConfig.epochs must be >= 1"),
+    ({**BASE, "models": [{"name": "text-only", "set": "x"}]}, r"exactly one of 'name' or 'set'"),
+])
+def test_errors_name_key_value_and_expectation(data, expect):
+    with pytest.raises(ConfigError, match=expect):
+        parse_config(data, source="sweep.toml")
+
+
+def test_toml_file_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[run\nname = 1")
+    with pytest.raises(ConfigError, match=r"bad.toml: not valid TOML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.toml")
