@@ -217,9 +217,17 @@ def severity_parameter(name: str, options: dict[str, Any], severity: int) -> tup
     return table.parameter, f"{table.values[severity]} {table.unit}".strip()
 
 
-def run_training_cell(t: TrainingCell, cells: list[EvalCell], cache: DatasetCache, store: ResultStore, out: Path,
-                      device: torch.device, cfg_hash: str, on_cell: Callable[[EvalCell, dict[str, Any]], None]) -> list[dict[str, Any]]:
-    """Train (or restore) one model and evaluate its missing cells; return the rows written."""
+EmitTraining = Callable[[dict[str, Any]], None]
+EmitResult = Callable[[EvalCell, dict[str, Any], "dict[str, Any] | None"], None]
+
+
+def run_training_cell(t: TrainingCell, cells: list[EvalCell], cache: DatasetCache, out: Path, device: torch.device,
+                      cfg_hash: str, emit_training: EmitTraining, emit_result: EmitResult) -> None:
+    """Train (or restore from its checkpoint) one model and evaluate ``cells``.
+
+    Results leave through the callbacks as soon as each is computed: the local executor
+    writes them to the store at once, the Ray executor ships them back to the driver.
+    """
     dataset = cache.dataset(t.dataset, t.dataset_options)
     ckpt = out / "checkpoints" / f"{t.key}.pt"
     common = {"train_key": t.key, "model": t.model, "variant": t.label, "model_options": t.options,
@@ -240,36 +248,28 @@ def run_training_cell(t: TrainingCell, cells: list[EvalCell], cache: DatasetCach
             best_epoch = result.best_epoch
             save_checkpoint(ckpt, model.state_dict(), {"train_key": t.key, "best_epoch": best_epoch,
                                                        "model": t.model, "options": t.options})
-            store.add_training({"train_key": t.key, "model": t.model, "variant": t.label, "dataset": t.dataset,
-                                "train_condition": t.condition, "seed": t.seed, "status": "ok", "error": None,
+            emit_training({"train_key": t.key, "model": t.model, "variant": t.label, "dataset": t.dataset,
+                           "train_condition": t.condition, "seed": t.seed, "status": "ok", "error": None,
                                 "fit": result.to_dict(), "checkpoint": str(ckpt.relative_to(out)),
                                 "params": model.num_parameters(), "device": common["device"],
                                 "wall_time_s": time.perf_counter() - start, "created_at": now_utc()})
     except (DivergenceError, RuntimeError, ValueError) as exc:
         # The cell failed: record it (reports show failed cells), and let the sweep go on.
         reason = f"{type(exc).__name__}: {exc}"
-        store.add_training({"train_key": t.key, "model": t.model, "variant": t.label, "dataset": t.dataset,
-                            "train_condition": t.condition, "seed": t.seed, "status": "failed", "error": reason,
+        emit_training({"train_key": t.key, "model": t.model, "variant": t.label, "dataset": t.dataset,
+                       "train_condition": t.condition, "seed": t.seed, "status": "failed", "error": reason,
                             "fit": {"traceback": traceback.format_exc(limit=5)}, "checkpoint": None, "params": None,
                             "device": common["device"], "wall_time_s": time.perf_counter() - start,
                             "created_at": now_utc()})
-        rows = []
         for cell in cells:
-            row = _row(common, cell, "failed", reason, {}, 0, best_epoch, 0.0)
-            store.add_result(row)
-            on_cell(cell, row)
-            rows.append(row)
-        return rows
-    rows = []
+            emit_result(cell, _row(common, cell, "failed", reason, {}, 0, best_epoch, 0.0), None)
+        return
     for cell in cells:
         t0 = time.perf_counter()
         test = cache.test_set(cell, dataset)
         metrics, preds = evaluate(model, test, dataset.spec, device)
         row = _row(common, cell, "ok", None, metrics, len(preds.uids), best_epoch, time.perf_counter() - t0)
-        store.add_result(row, {"uids": preds.uids, "targets": preds.targets, "outputs": preds.outputs})
-        on_cell(cell, row)
-        rows.append(row)
-    return rows
+        emit_result(cell, row, {"uids": preds.uids, "targets": preds.targets, "outputs": preds.outputs})
 
 
 def _row(common: dict[str, Any], cell: EvalCell, status: str, error: str | None, metrics: dict[str, float],
@@ -318,14 +318,20 @@ def run_sweep(cfg: SweepConfig, out: str | Path, raw_config: dict[str, Any] | No
         bar = _progress(n_cells, progress)
         failed = 0
 
-        def on_cell(cell: EvalCell, row: dict[str, Any]) -> None:
+        def on_result(cell: EvalCell, row: dict[str, Any], preds: dict[str, Any] | None) -> None:
             nonlocal failed
+            store.add_result(row, preds)
             failed += row["status"] != "ok"
             bar.set_postfix_str(f"{cell.training.label} seed={cell.training.seed} {row['corruption']}@{cell.severity}")
             bar.update(1)
 
-        for t, cells in todo:
-            run_training_cell(t, cells, cache, store, out, device, cfg_hash, on_cell)
+        if cfg.run.executor == "ray":
+            from harness.executors import run_on_ray
+
+            run_on_ray(todo, out, cfg.run.device, cfg_hash, store.add_training, on_result)
+        else:
+            for t, cells in todo:
+                run_training_cell(t, cells, cache, out, device, cfg_hash, store.add_training, on_result)
         bar.close()
     return SweepSummary(out, len(todo), n_cells, plan.n_evaluations - n_cells, failed, time.perf_counter() - start)
 
