@@ -28,11 +28,11 @@ Example::
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.registry import CORRUPTIONS, DATASETS, DEFENSES, MODELS, RegistryError, check_options
@@ -85,7 +85,7 @@ class TrainSection(_Strict):
     selection_metric: str | None = None
     amp: bool | None = None
 
-    def train_config(self, override: "TrainSection | None" = None) -> TrainConfig:
+    def train_config(self, override: TrainSection | None = None) -> TrainConfig:
         values = {k: v for k, v in self.model_dump().items() if v is not None}
         if override is not None:
             values.update({k: v for k, v in override.model_dump().items() if v is not None})

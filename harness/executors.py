@@ -13,11 +13,12 @@ GPU when the cluster has GPUs, else one CPU.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from harness.sweep import DatasetCache, EvalCell, TrainingCell, run_training_cell
 from harness.runtime import select_device
+from harness.sweep import DatasetCache, EvalCell, TrainingCell, run_training_cell
 
 
 def _train_and_evaluate(t: TrainingCell, cells: list[EvalCell], out: str, device_name: str,

@@ -7,7 +7,7 @@ conventions, ``utils/metricsTop.py``): ``mae``, ``corr``, ``acc2_has0``, ``f1_ha
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score

@@ -6,7 +6,7 @@ order, so one model keeps its colour in every figure of a report.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib
 

@@ -8,8 +8,9 @@ rule) with an utterance mask and speaker ids. Models never parse files or pad by
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import Callable, Literal, Sequence
+from typing import Literal
 
 import torch
 

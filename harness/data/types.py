@@ -8,8 +8,9 @@ a stored tensor never contains padding rows. Raw media may be attached when a da
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -123,7 +124,7 @@ class Utterance:
     def length(self, modality: str) -> int:
         return int(self.features[modality].shape[0])
 
-    def with_features(self, features: dict[str, torch.Tensor]) -> "Utterance":
+    def with_features(self, features: dict[str, torch.Tensor]) -> Utterance:
         """A shallow copy with some modalities replaced (used by corruptions)."""
         merged = dict(self.features)
         merged.update(features)

@@ -6,8 +6,8 @@ Slaney-normalised), a well-kept implementation already among our dependencies.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 import torch

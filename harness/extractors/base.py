@@ -7,7 +7,8 @@ An extractor is a registered class with a ``modality``, an output ``dim`` and
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 
