@@ -120,6 +120,36 @@ class CorruptionEntry(_Strict):
         return sorted(set(v))
 
 
+class MixEntry(_Strict):
+    name: str
+    severities: list[int] = Field(default=[1, 2, 3, 4, 5], min_length=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("severities")
+    @classmethod
+    def _severities(cls, v: list[int]) -> list[int]:
+        bad = [s for s in v if not 1 <= s <= 5]
+        if bad:
+            raise ValueError(f"training-mix severities must be integers in 1..5, got {bad}")
+        return sorted(set(v))
+
+
+class TrainConditionEntry(_Strict):
+    """Noise-augmented training: ``copies`` corrupted copies of the train split are added,
+    each dialogue corrupted by one entry of ``mix`` at one of its severities (seeded)."""
+
+    name: str
+    mix: list[MixEntry] = Field(min_length=1)
+    copies: int = Field(default=1, ge=1, le=10)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if v == "clean":
+            raise ValueError("'clean' is the built-in condition; give the augmented condition another name")
+        return v
+
+
 class DefenseEntry(_Strict):
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
@@ -137,6 +167,8 @@ class SweepConfig(_Strict):
     datasets: list[DatasetEntry] = Field(min_length=1)
     corruptions: list[CorruptionEntry] = Field(default_factory=list)
     defenses: list[DefenseEntry] = Field(default_factory=list)
+    train_conditions: list[TrainConditionEntry] = Field(default_factory=list)
+    include_clean_training: bool = True
     report: ReportSection = Field(default_factory=ReportSection)
 
 
@@ -173,6 +205,12 @@ def parse_config(data: dict[str, Any], source: str = "config") -> SweepConfig:
         _check(problems, source, f"datasets.{i}", DATASETS, d.name, d.options)
     for i, c in enumerate(cfg.corruptions):
         _check(problems, source, f"corruptions.{i}", CORRUPTIONS, c.name, c.options)
+    for i, tc in enumerate(cfg.train_conditions):
+        for j, mix in enumerate(tc.mix):
+            _check(problems, source, f"train_conditions.{i}.mix.{j}", CORRUPTIONS, mix.name, mix.options)
+    if not cfg.include_clean_training and not cfg.train_conditions:
+        problems.append(f"{source}: key 'include_clean_training': false leaves no training condition; "
+                        f"add [[train_conditions]] or set it to true")
     for i, d in enumerate(cfg.defenses):
         _check(problems, source, f"defenses.{i}", DEFENSES, d.name, d.options)
     try:

@@ -15,7 +15,8 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +49,13 @@ class TrainingCell:
     condition: str
     seed: int
     train: TrainConfig
+    condition_spec: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
         return config_hash({"model": self.model, "options": self.options, "dataset": self.dataset,
                             "dataset_options": self.dataset_options, "condition": self.condition,
+                            "condition_spec": self.condition_spec,
                             "seed": self.seed, "train": self.train.to_dict()})
 
 
@@ -125,21 +128,24 @@ def make_plan(cfg: SweepConfig) -> Plan:
     trainings: list[TrainingCell] = []
     evaluations: dict[str, list[EvalCell]] = {}
     defenses = [("none", {})] + [(d.name, dict(d.options)) for d in cfg.defenses]
+    conditions = [(CLEAN, {})] if cfg.include_clean_training else []
+    conditions += [(tc.name, tc.model_dump()) for tc in cfg.train_conditions]
     for ds in cfg.datasets:
-        for label, name, options, train in expand_models(cfg):
-            for seed in cfg.run.seeds:
-                t = TrainingCell(label, name, options, ds.name, dict(ds.options), CLEAN, seed, train)
-                cells = [EvalCell(t, CLEAN, {}, CLEAN, 0, cfg.run.corruption_seed)]
-                for c in cfg.corruptions:
-                    clabel = c.label or _corruption_label(c.name, c.options)
-                    for sev in c.severities:
-                        if sev == 0:
-                            continue  # severity 0 is the clean cell, stored once
-                        for dname, dopts in defenses:
-                            cells.append(EvalCell(t, c.name, dict(c.options), clabel, sev, cfg.run.corruption_seed,
-                                                  dname, dopts))
-                trainings.append(t)
-                evaluations[t.key] = cells
+        for (label, name, options, train), (cond, cond_spec), seed in product(expand_models(cfg), conditions,
+                                                                               cfg.run.seeds):
+            shown = label if cond == CLEAN else f"{label}+{cond}"
+            t = TrainingCell(shown, name, options, ds.name, dict(ds.options), cond, seed, train, cond_spec)
+            cells = [EvalCell(t, CLEAN, {}, CLEAN, 0, cfg.run.corruption_seed)]
+            for c in cfg.corruptions:
+                clabel = c.label or _corruption_label(c.name, c.options)
+                for sev in c.severities:
+                    if sev == 0:
+                        continue  # severity 0 is the clean cell, stored once
+                    for dname, dopts in defenses:
+                        cells.append(EvalCell(t, c.name, dict(c.options), clabel, sev, cfg.run.corruption_seed,
+                                              dname, dopts))
+            trainings.append(t)
+            evaluations[t.key] = cells
     return Plan(trainings, evaluations)
 
 
@@ -184,12 +190,23 @@ class DatasetCache:
     def __init__(self) -> None:
         self._datasets: dict[tuple[str, str], BenchDataset] = {}
         self._test_sets: dict[tuple[Any, ...], list[Dialogue]] = {}
+        self._datasets_aug: dict[tuple[str, str, str], BenchDataset] = {}
 
     def dataset(self, name: str, options: dict[str, Any]) -> BenchDataset:
         key = (name, config_hash(options))
         if key not in self._datasets:
             self._datasets[key] = DATASETS.create(name, **options)
         return self._datasets[key]
+
+    def training_dataset(self, t: TrainingCell) -> BenchDataset:
+        """The dataset a training cell trains on: clean, or with corrupted train copies added."""
+        dataset = self.dataset(t.dataset, t.dataset_options)
+        if t.condition == CLEAN:
+            return dataset
+        key = (t.dataset, config_hash(t.dataset_options), config_hash(t.condition_spec))
+        if key not in self._datasets_aug:
+            self._datasets_aug[key] = augment_training_set(dataset, t.condition_spec)
+        return self._datasets_aug[key]
 
     def test_set(self, cell: EvalCell, dataset: BenchDataset) -> list[Dialogue]:
         key = cell.test_set_key
@@ -207,6 +224,32 @@ class DatasetCache:
                 dialogues = defense(dialogues)
             self._test_sets[key] = dialogues
         return self._test_sets[key]
+
+
+def augment_training_set(dataset: BenchDataset, condition: dict[str, Any]) -> BenchDataset:
+    """``dataset`` with ``condition["copies"]`` corrupted copies of its train split appended.
+
+    Each copied dialogue gets one mix entry and one of its severities, drawn from a generator
+    seeded by the condition and the dialogue id (so the augmented set is the same in every
+    run). The validation and test splits stay clean: selection is on clean validation data.
+    """
+    from corruptions.base import utterance_rng
+
+    corruptions = []
+    for mix in condition["mix"]:
+        c = CORRUPTIONS.create(mix["name"], **mix["options"])
+        corruptions.append((c.bind(dataset) if hasattr(c, "bind") else c, mix["severities"]))
+    extra: list[Dialogue] = []
+    for copy in range(condition["copies"]):
+        for d in dataset.splits["train"]:
+            rng = utterance_rng(0, "train-augment", condition["name"], copy, d.dialogue_id)
+            corruption, severities = corruptions[int(rng.integers(len(corruptions)))]
+            severity = int(severities[int(rng.integers(len(severities)))])
+            (noisy,) = corruption([d], severity, int(rng.integers(2**31)))
+            extra.append(Dialogue(f"{d.dialogue_id}~aug{copy}", [
+                replace(u, uid=f"{u.uid}~aug{copy}", dialogue_id=f"{d.dialogue_id}~aug{copy}") for u in noisy.utterances]))
+    card = {**dataset.card, "training_condition": {"name": condition["name"], "added_train_dialogues": len(extra)}}
+    return BenchDataset(dataset.name, dataset.spec, {**dataset.splits, "train": dataset.splits["train"] + extra}, card)
 
 
 def severity_parameter(name: str, options: dict[str, Any], severity: int) -> tuple[str | None, str | None]:
@@ -245,7 +288,7 @@ def run_training_cell(t: TrainingCell, cells: list[EvalCell], cache: DatasetCach
             model.load_state_dict(state)
             best_epoch = meta.get("best_epoch")
         except CheckpointError:
-            result = fit(model, dataset, t.train, seed=t.seed, device=device)
+            result = fit(model, cache.training_dataset(t), t.train, seed=t.seed, device=device)
             best_epoch = result.best_epoch
             save_checkpoint(ckpt, model.state_dict(), {"train_key": t.key, "best_epoch": best_epoch,
                                                        "model": t.model, "options": t.options})

@@ -137,3 +137,34 @@ def test_describe_reports_params_and_flops(capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["params"] > 0 and info["flops_per_utterance"] > 0
     assert info["spec"]["dims"] == {"text": 16, "audio": 8, "video": 4}
+
+
+def test_noise_augmented_training_condition(tmp_path, capsys):
+    from harness.config import parse_config
+    from harness.sweep import DatasetCache, make_plan
+
+    data = {
+        "run": {"seeds": [0]},
+        "train": {"epochs": 1},
+        "models": [{"name": "text-only", "options": {"hidden": 8}}],
+        "datasets": [{"name": "synthetic", "options": {"n_train": 4, "n_valid": 2, "n_test": 2, "min_utts": 3,
+                                                       "max_utts": 4, "keep_raw": False}}],
+        "train_conditions": [{"name": "noisy-audio", "copies": 2,
+                              "mix": [{"name": "feature-gaussian", "severities": [3, 5], "options": {"modality": "audio"}}]}],
+    }
+    cfg = parse_config(data)
+    plan = make_plan(cfg)
+    assert [t.label for t in plan.trainings] == ["text-only", "text-only+noisy-audio"]
+    assert plan.trainings[0].key != plan.trainings[1].key
+    cache = DatasetCache()
+    clean = cache.training_dataset(plan.trainings[0])
+    noisy = cache.training_dataset(plan.trainings[1])
+    assert len(noisy.splits["train"]) == 3 * len(clean.splits["train"])
+    assert noisy.splits["valid"] is clean.splits["valid"] and noisy.splits["test"] is clean.splits["test"]
+    first = clean.splits["train"][0].utterances[0]
+    copy = next(d for d in noisy.splits["train"] if d.dialogue_id.endswith("~aug0")).utterances[0]
+    assert copy.uid == first.uid + "~aug0"
+    assert not (copy.features["audio"] == first.features["audio"]).all()
+    assert (copy.features["text"] == first.features["text"]).all()
+    with pytest.raises(Exception, match="'clean' is the built-in condition"):
+        parse_config({**data, "train_conditions": [{**data["train_conditions"][0], "name": "clean"}]})
