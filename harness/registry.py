@@ -209,6 +209,10 @@ def check_options(obj: Callable[..., Any], options: dict[str, Any], what: str, n
     accepted = accepted_options(obj, n_positional)
     if accepted is None:
         return
+    missing = [n for n, p in accepted.items() if p.default is inspect.Parameter.empty and n not in options]
+    if missing:
+        raise RegistryError(f"{what} needs option(s) {', '.join(repr(m) for m in missing)} (no default); "
+                            f"pass them as options, e.g. {missing[0]}=...")
     for key in options:
         if key not in accepted:
             close = difflib.get_close_matches(key, list(accepted), n=3, cutoff=0.5)

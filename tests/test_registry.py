@@ -63,3 +63,15 @@ def test_builtin_registries_are_populated():
     assert "synthetic" in DATASETS
     assert "feature-gaussian" in CORRUPTIONS
     assert {"logmel", "frame-stats", "hash-embed"} <= set(EXTRACTORS.names())
+
+
+def test_missing_required_option_is_named():
+    reg = Registry("dataset")
+
+    @reg.register("files")
+    def files(path: str, seed: int = 0):
+        return path
+
+    with pytest.raises(RegistryError, match=r"dataset 'files' needs option\(s\) 'path' \(no default\)"):
+        reg.create("files")
+    assert reg.create("files", path="x") == "x"
