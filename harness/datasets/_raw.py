@@ -1,0 +1,134 @@
+"""Shared builder of the raw-media loaders: decode, extract (cached), assemble dialogues.
+
+A loader turns its layout into :class:`RawRecord` rows; :func:`build_raw_dataset` decodes the
+media with PyAV, runs the registered extractors (``text``/``audio``/``video`` options), caches
+every feature tensor on disk (:mod:`harness.datasets.feature_cache`) and returns the dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.data.types import SPLITS, BenchDataset, DataSpec, Dialogue, RawMedia, Utterance
+from harness.datasets.feature_cache import FeatureCache, file_sha256
+from harness.datasets.media import decode_audio, decode_frames
+from harness.datasets.safe_pickle import DataError
+from harness.datasets.validate import RepairLog, check_dims, to_features
+from harness.registry import EXTRACTORS
+
+
+@dataclass
+class RawRecord:
+    """One utterance of a raw layout. Spans are ``(start, end)`` seconds inside the media file."""
+
+    uid: str
+    dialogue_id: str
+    split: str
+    transcript: str
+    label: int | None = None
+    score: float | None = None
+    speaker: int = 0
+    speaker_name: str | None = None
+    audio: Path | None = None
+    audio_span: tuple[float, float] | None = None
+    video: Path | None = None
+    video_span: tuple[float, float] | None = None
+
+
+def make_extractors(text: str | None, audio: str | None, video: str | None,
+                    options: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    out = {}
+    for m, name in (("text", text), ("audio", audio), ("video", video)):
+        if name in (None, "", "none"):
+            continue
+        ex = EXTRACTORS.create(name, **options.get(m, {}))
+        if ex.modality != m:
+            raise ValueError(f"extractor {name!r} is for {ex.modality!r}, not {m!r}")
+        out[m] = ex
+    if not out:
+        raise ValueError("at least one of text, audio, video must name an extractor")
+    return out
+
+
+def build_raw_dataset(records: list[RawRecord], *, name: str, source: str, spec_kwargs: dict[str, Any],
+                      card: dict[str, Any], extractors: dict[str, Any], cache_dir: str | None, keep_raw: bool,
+                      fps: float, frame_size: int, max_frames: int, missing: str, repairs: RepairLog) -> BenchDataset:
+    if missing not in ("error", "skip"):
+        raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
+    kept = []
+    for r in records:
+        absent = [str(p) for m, p in (("audio", r.audio), ("video", r.video))
+                  if m in extractors and (p is None or not Path(p).is_file())]
+        if absent:
+            if missing == "error":
+                raise DataError(f"{source}: utterance {r.uid!r}: media file(s) {absent} not found "
+                                f"(pass missing='skip' to leave such utterances out, counted in the card)")
+            repairs.add("missing_media_skipped", "media", r.uid, 1, f"left out: {absent} not found")
+            continue
+        kept.append(r)
+    cache = FeatureCache(cache_dir)
+    configs = {m: ex.config() for m, ex in extractors.items()}
+    sample_rate = int(getattr(extractors.get("audio"), "sample_rate", 16000))
+    frames_by_uid: dict[str, Any] = {}
+
+    def video_frames(r: RawRecord):  # noqa: ANN202 - decode each video file once for all its segments
+        if r.uid not in frames_by_uid:
+            group = [q for q in kept if q.video == r.video]
+            spans = [q.video_span or (0.0, float("inf")) for q in group]
+            for q, fr in zip(group, decode_frames(r.video, fps=fps, size=frame_size, max_frames=max_frames,
+                                                  segments=spans)):
+                frames_by_uid[q.uid] = fr
+        return frames_by_uid[r.uid]
+
+    dims: dict[str, int] = {}
+    by_split: dict[str, dict[str, list[Utterance]]] = {s: {} for s in SPLITS}
+    for r in kept:
+        if r.split not in by_split:
+            raise DataError(f"{source}: utterance {r.uid!r} has split {r.split!r}; expected one of {SPLITS}")
+        raw = RawMedia(transcript=r.transcript)
+        feats = {}
+        for m, ex in extractors.items():
+            if m == "text":
+                key = "text:" + hashlib.sha256(r.transcript.encode("utf-8")).hexdigest()
+            else:
+                path = r.audio if m == "audio" else r.video
+                span = r.audio_span if m == "audio" else r.video_span
+                decode = {"sr": sample_rate} if m == "audio" else {"fps": fps, "size": frame_size, "max": max_frames}
+                key = f"{m}:{file_sha256(path)}:{span}:{sorted(decode.items())}"
+            x = cache.get(key, configs[m])
+            if x is None or keep_raw:
+                if m == "audio":
+                    s, e = r.audio_span if r.audio_span else (None, None)
+                    raw.waveform, raw.sample_rate = decode_audio(r.audio, sample_rate, s, e), sample_rate
+                elif m == "video":
+                    raw.frames, raw.fps = video_frames(r), fps
+            if x is None:
+                x = ex.extract([raw])[0]
+                cache.put(key, configs[m], x)
+            feats[m] = to_features(x, source=source, key=m, uid=r.uid, repairs=repairs)
+            check_dims(dims, m, feats[m], source, m, r.uid)
+        utt = Utterance(uid=r.uid, dialogue_id=r.dialogue_id, position=0, speaker=r.speaker, features=feats,
+                        label=r.label, score=r.score, raw=raw if keep_raw else None, speaker_name=r.speaker_name)
+        by_split[r.split].setdefault(r.dialogue_id, []).append(utt)
+    splits = {}
+    for s, groups in by_split.items():
+        splits[s] = []
+        for did, utts in groups.items():
+            for i, u in enumerate(utts):
+                u.position = i
+            splits[s].append(Dialogue(did, utts))
+    card = {**card, "extractors": configs, "feature_cache": {"dir": str(cache.root), "hits": cache.hits,
+                                                             "misses": cache.misses},
+            "repairs": repairs.to_card(), "dims_provenance": {m: f"extractor {configs[m]['name']}" for m in dims}}
+    spec = DataSpec(dims=dims, **spec_kwargs)
+    return BenchDataset(name=name, spec=spec, splits=splits, card=card)
+
+
+def empty_split_check(records: list[RawRecord], source: str) -> None:
+    present = {r.split for r in records}
+    missing = [s for s in SPLITS if s not in present]
+    if missing:
+        raise DataError(f"{source}: no utterances for split(s) {missing}")

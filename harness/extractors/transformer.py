@@ -1,0 +1,89 @@
+"""Transformer text encoder loaded from a local directory (never a hub download).
+
+``transformer`` runs ``AutoTokenizer`` / ``AutoModel.from_pretrained(path, local_files_only=True)``
+and returns, per transcript, the hidden states of its real tokens ``[T, H]`` (special tokens
+included, padding removed; ``H`` = the model's ``hidden_size``, read from its config).
+``config()`` carries a SHA-256 of the model directory's files, so caches follow the weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.data.types import RawMedia
+from harness.extractors.base import Extractor
+from harness.registry import EXTRACTORS
+from harness.runtime import select_device
+
+
+def directory_sha256(path: Path) -> str:
+    """SHA-256 over the relative names and contents of every file under ``path`` (sorted)."""
+    h = hashlib.sha256()
+    for p in sorted(q for q in path.rglob("*") if q.is_file()):
+        h.update(str(p.relative_to(path)).encode() + b"\0")
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+@EXTRACTORS.register("transformer", modality="text")
+class TransformerText(Extractor):
+    """Token hidden states of a local Hugging Face encoder (BERT, RoBERTa, ...)."""
+
+    modality = "text"
+    name = "transformer"
+
+    def __init__(self, path: str, layer: int = -1, max_length: int = 128, batch_size: int = 16,
+                 device: str = "auto") -> None:
+        p = Path(path)
+        if not p.is_dir() or not (p / "config.json").is_file():
+            raise ValueError(f"transformer: path {str(path)!r} must be a local model directory containing config.json "
+                             f"(hub names are not downloaded)")
+        if max_length < 2 or batch_size < 1:
+            raise ValueError(f"transformer: need max_length >= 2 and batch_size >= 1, got {max_length}, {batch_size}")
+        from transformers import AutoModel, AutoTokenizer
+
+        self.path = str(p.resolve())
+        self.layer = int(layer)
+        self.max_length = int(max_length)
+        self.batch_size = int(batch_size)
+        self._device = select_device(device)
+        self._tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+        self._model = AutoModel.from_pretrained(self.path, local_files_only=True).eval().to(self._device)
+        n_layers = int(self._model.config.num_hidden_layers)
+        if not -(n_layers + 1) <= self.layer <= n_layers:
+            raise ValueError(f"transformer: layer {layer} out of range for a model with {n_layers} layers")
+        self._hash: str | None = None
+
+    @property
+    def dim(self) -> int:
+        return int(self._model.config.hidden_size)
+
+    def config(self) -> dict[str, Any]:
+        if self._hash is None:
+            self._hash = directory_sha256(Path(self.path))
+        return {"name": self.name, "path": self.path, "model_sha256": self._hash, "layer": self.layer,
+                "max_length": self.max_length}
+
+    @torch.inference_mode()
+    def extract(self, media: Sequence[RawMedia]) -> list[torch.Tensor]:
+        texts = []
+        for i, m in enumerate(media):
+            if m.transcript is None:
+                raise ValueError(f"transformer: item {i} has no transcript")
+            texts.append(m.transcript)
+        out: list[torch.Tensor] = []
+        for start in range(0, len(texts), self.batch_size):
+            enc = self._tokenizer(texts[start:start + self.batch_size], padding=True, truncation=True,
+                                  max_length=self.max_length, return_tensors="pt").to(self._device)
+            res = self._model(**enc, output_hidden_states=self.layer != -1)
+            hidden = res.last_hidden_state if self.layer == -1 else res.hidden_states[self.layer]
+            for b, n in enumerate(enc["attention_mask"].sum(dim=1).tolist()):
+                out.append(hidden[b, : int(n)].float().cpu().contiguous())
+        return out
