@@ -157,7 +157,8 @@ class DefenseEntry(_Strict):
 
 class ReportSection(_Strict):
     metric: str | None = None
-    reference_model: str | None = None
+    reference: str | None = None  # model label for mCE and effective robustness (e.g. "late-fusion")
+    full_model: str | None = None  # model label the ablation compares against (e.g. "mcer")
 
 
 class SweepConfig(_Strict):

@@ -16,5 +16,5 @@ DEMO_CONFIG: dict[str, Any] = {
         {"name": "feature-gaussian", "severities": [1, 2, 3, 4, 5], "options": {"modality": "audio"}},
         {"name": "feature-gaussian", "severities": [1, 2, 3, 4, 5], "options": {"modality": "text"}},
     ],
-    "report": {"metric": "wf1"},
+    "report": {"metric": "wf1", "reference": "text-only"},
 }

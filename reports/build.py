@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
 from harness.metrics import default_metric
 from harness.store import ResultStore
+from reports.ablation import ablation_figure
 from reports.aggregate import curves
 from reports.curves import robustness_figure
+from reports.heatmap import drop_heatmap
+from reports.latex import ablation_rows, ablation_table, main_results_table, robustness_table, severity_table
+from reports.robustness import mce_table, robustness_summary
+from reports.scatter import clean_vs_robust
 from reports.tables import robustness_markdown
 
 
@@ -37,16 +43,78 @@ def build_report(run_dir: str | Path, metric: str | None = None) -> dict[str, li
     md = robustness_markdown(summary, metric)
     (tables / "robustness.md").write_text(md)
     written["tables"].append(str(tables / "robustness.md"))
+
+    def _write_pair(stem: str, pair: tuple[str, str]) -> str:
+        tex, md_ = pair
+        (tables / f"{stem}.tex").write_text(tex)
+        (tables / f"{stem}.md").write_text(md_)
+        written["tables"].extend([str(tables / f"{stem}.tex"), str(tables / f"{stem}.md")])
+        return md_
+
+    report_cfg = runs[-1]["config"].get("report", {}) if runs else {}
+    reference = report_cfg.get("reference")  # None skips mCE / effective robustness
+    full_model = report_cfg.get("full_model")  # None skips the ablation
+    paper_md = []
+    corrupted = sorted(set(df["corruption"]) - {"clean"})
+    ok = df[df["status"] == "ok"]
+    for dataset in sorted(df["dataset"].unique()):
+        paper_md.append(_write_pair(f"main_{dataset}", main_results_table(ok, [metric], dataset=dataset)))
+        if corrupted:
+            rob = robustness_summary(summary[summary["dataset"] == dataset], metric, reference=reference)
+            rob.to_csv(tables / f"robustness_summary_{dataset}.csv", index=False)
+            if reference is not None:
+                mce_table(rob).to_csv(tables / f"mce_{dataset}.csv", index=False)
+            paper_md.append(_write_pair(f"robustness_{dataset}", robustness_table(rob, reference=reference)))
+            worst = max(int(c.split("_")[-1]) for c in rob.columns if c.startswith("rel_drop_"))
+            written["figures"] += drop_heatmap(rob, worst, figures / f"drop_heatmap_{dataset}")
+            written["figures"] += clean_vs_robust(rob, figures / f"clean_vs_robust_{dataset}", metric=metric)
+        if full_model is not None and full_model in set(df["variant"]):
+            abl = ablation_rows(ok, metric, full=full_model, dataset=dataset, predictions=store.predictions)
+            abl.to_csv(tables / f"ablation_{dataset}.csv", index=False)
+            paper_md.append(_write_pair(f"ablation_{dataset}", ablation_table(abl, metric, full_model)))
+            written["figures"] += ablation_figure(abl, figures / f"ablation_{dataset}", metric=metric)
+    if corrupted:
+        paper_md.append(_write_pair("severities", severity_table(corrupted)))
     store.to_csv(run_dir / "results.csv")
     report = [f"# mcer-bench report: {run_dir.name}", "",
               f"Headline metric: `{metric}`. Rows: {len(df)} ({int((df['status'] != 'ok').sum())} failed).", ""]
     for f in written["figures"]:
         if f.endswith(".png"):
             report.append(f"![robustness curves]({Path(f).relative_to(run_dir)})")
-    report += ["", md, "## Provenance", ""]
+    failed = df[df["status"] != "ok"]
+    if len(failed):
+        report += ["## Failed cells", "", "| model | seed | corruption | severity | reason |", "|---|---|---|---|---|"]
+        report += [f"| {r.variant} | {r.seed} | {r.corruption} | {r.severity} | {r.error} |" for r in failed.itertuples()]
+        report.append("")
+    report += ["", md, *paper_md, "## Provenance", ""]
     if runs:
         last = runs[-1]
         report += ["```json", json.dumps({"config_hash": last["config_hash"], **last["provenance"]}, indent=2), "```"]
     (run_dir / "report.md").write_text("\n".join(report) + "\n")
     written["tables"].append(str(run_dir / "report.md"))
+    _write_index(run_dir, written, runs[-1] if runs else None)
+    written["tables"].append(str(run_dir / "index.html"))
     return written
+
+
+def _write_index(run_dir: Path, written: dict[str, list[str]], run: dict | None) -> None:
+    """``index.html``: every figure inline, every table linked, the config and provenance."""
+    rel = [Path(p).relative_to(run_dir) for p in written["figures"] + written["tables"]]
+    parts = [f"<!doctype html><meta charset='utf-8'><title>mcer-bench: {html.escape(run_dir.name)}</title>",
+             "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}img{max-width:100%}"
+             "pre{background:#f6f6f6;padding:8px;overflow:auto}</style>",
+             f"<h1>mcer-bench report: {html.escape(run_dir.name)}</h1>", "<p><a href='report.md'>report.md</a> · "
+             "<a href='results.csv'>results.csv</a> · <a href='results.sqlite'>results.sqlite</a></p>", "<h2>Figures</h2>"]
+    for p in rel:
+        if p.suffix == ".png":
+            pdf = p.with_suffix(".pdf")
+            parts.append(f"<figure><img src='{p}' alt='{p.stem}'><figcaption>{p.stem} "
+                         f"(<a href='{pdf}'>PDF</a>)</figcaption></figure>")
+    parts.append("<h2>Tables</h2><ul>")
+    parts += [f"<li><a href='{p}'>{p}</a></li>" for p in rel if p.suffix in (".md", ".tex", ".csv") and p.name != "report.md"]
+    parts.append("</ul>")
+    if run is not None:
+        parts += ["<h2>Configuration and provenance</h2>",
+                  f"<pre>{html.escape(json.dumps(run['config'], indent=2))}</pre>",
+                  f"<pre>{html.escape(json.dumps({'config_hash': run['config_hash'], **run['provenance']}, indent=2))}</pre>"]
+    (run_dir / "index.html").write_text("\n".join(parts) + "\n")

@@ -1,0 +1,131 @@
+"""Robustness summaries of ../shared/METRICS.md from curve means over severities 0..5.
+
+Input is the output of :func:`reports.aggregate.curves` (columns ``dataset, variant,
+corruption, defense, severity, mean, ...``). Every value is first mapped so that higher is
+better (``harness.metrics.as_higher_better``: ``mae`` -> ``1 - mae/3``), and the error is
+``E = 1 - m``.
+
+Per (dataset, model, corruption) — :func:`robustness_summary`:
+
+* ``aurc`` — trapezoid area under ``m_s`` over the severities, divided by the severity span
+  (= the number of unit intervals for 0..5), so a flat curve scores ``m_0``.
+* ``rel_drop_<s>`` — ``(m_0 - m_s) / m_0``.
+* ``relative_robustness`` — ``aurc`` min-max normalised across the models of one
+  (dataset, corruption); 1.0 for every model when they tie.
+* ``effective_robustness_raw`` — ``sum_s [m_s - (r_s + m_0 - r_0)]`` with ``r`` the reference
+  model's curve; ``effective_robustness`` is its min-max normalisation across models.
+* ``ce`` — ``sum_{s>=1} E_s / sum_{s>=1} E^ref_s``; ``relative_ce`` uses ``E_s - E_0`` in
+  numerator and denominator (ImageNet-C sums over severities 1..5).
+
+Per (dataset, model) — :func:`mce_table`: ``mce`` / ``relative_mce`` = mean of ``ce`` /
+``relative_ce`` over corruptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from harness.metrics import as_higher_better
+
+KEYS = ["dataset", "variant", "corruption"]
+
+
+def aurc(values: Sequence[float], severities: Sequence[float] | None = None) -> float:
+    """Trapezoid area under ``values`` (``m_s``, higher is better) over ``severities`` (default
+    0..len-1), divided by the severity span. NaN if any value is NaN; one point gives itself."""
+    v = np.asarray(values, dtype=float)
+    x = np.arange(len(v), dtype=float) if severities is None else np.asarray(severities, dtype=float)
+    if v.shape != x.shape or v.ndim != 1 or len(v) == 0:
+        raise ValueError(f"aurc: values {v.shape} and severities {x.shape} must be equal-length, non-empty 1-D")
+    if np.any(np.diff(x) <= 0):
+        raise ValueError(f"aurc: severities must be strictly increasing, got {x.tolist()}")
+    if np.isnan(v).any():
+        return float("nan")
+    if len(v) == 1:
+        return float(v[0])
+    return float(np.trapezoid(v, x) / (x[-1] - x[0]))
+
+
+def rel_drop(m0: float, ms: float) -> float:
+    """Share of clean performance lost: ``(m0 - ms) / m0`` (NaN when ``m0`` is 0 or NaN)."""
+    return float((m0 - ms) / m0) if m0 and not np.isnan(m0) else float("nan")
+
+
+def minmax(values: Sequence[float]) -> np.ndarray:
+    """Min-max normalise to [0, 1] ignoring NaN; all-equal values map to 1.0."""
+    v = np.asarray(values, dtype=float)
+    ok = ~np.isnan(v)
+    if not ok.any():
+        return v
+    lo, hi = v[ok].min(), v[ok].max()
+    if hi == lo:
+        return np.where(ok, 1.0, np.nan)
+    return (v - lo) / (hi - lo)
+
+
+def _curve_table(summary: pd.DataFrame, metric: str, defense: str) -> pd.DataFrame:
+    """Wide table: index (dataset, variant, corruption), columns severities, values mapped m_s."""
+    need = set(KEYS) | {"defense", "severity", "mean"}
+    missing = need - set(summary.columns)
+    if missing:
+        raise ValueError(f"robustness: summary lacks columns {sorted(missing)}; pass reports.aggregate.curves(...) output")
+    data = summary[summary["defense"].fillna("none") == defense]
+    if data.empty:
+        raise ValueError(f"robustness: no curve rows with defense {defense!r}; available "
+                         f"{sorted(summary['defense'].fillna('none').unique())}")
+    data = data.assign(m=[as_higher_better(metric, float(v)) for v in data["mean"]])
+    wide = data.pivot_table(index=KEYS, columns="severity", values="m", aggfunc="first", dropna=False)
+    return wide.sort_index(axis=1)
+
+
+def robustness_summary(summary: pd.DataFrame, metric: str, reference: str | None = None,
+                       defense: str = "none") -> pd.DataFrame:
+    """One row per (dataset, variant, corruption) with ``m0``, ``aurc``, ``rel_drop_<s>`` for
+    every severity s >= 1, ``relative_robustness`` and, when ``reference`` (a variant label) is
+    given, ``effective_robustness_raw``, ``effective_robustness``, ``ce`` and ``relative_ce``.
+    Values are in the higher-is-better mapping of ``metric`` (fractions, not percent)."""
+    wide = _curve_table(summary, metric, defense)
+    sev = [int(s) for s in wide.columns]
+    if 0 not in sev:
+        raise ValueError(f"robustness: curves need severity 0 (clean); got severities {sev}")
+    if reference is not None and reference not in wide.index.get_level_values("variant"):
+        raise ValueError(f"reference model {reference!r} is not among the variants "
+                         f"{sorted(set(wide.index.get_level_values('variant')))}")
+    rows = []
+    for (dataset, variant, corr), m in wide.iterrows():
+        vals = m.to_numpy(dtype=float)
+        row = {"dataset": dataset, "variant": variant, "corruption": corr, "m0": vals[0],
+               "aurc": aurc(vals, sev)}
+        for s, v in zip(sev[1:], vals[1:]):
+            row[f"rel_drop_{s}"] = rel_drop(vals[0], v)
+        if reference is not None:
+            key = (dataset, reference, corr)
+            if key in wide.index:
+                r = wide.loc[key].to_numpy(dtype=float)
+                row["effective_robustness_raw"] = float(np.sum(vals - (r + vals[0] - r[0])))
+                e, er = 1 - vals, 1 - r
+                row["ce"] = float(e[1:].sum() / er[1:].sum()) if er[1:].sum() > 0 else float("nan")
+                rel_den = (er[1:] - er[0]).sum()
+                row["relative_ce"] = float((e[1:] - e[0]).sum() / rel_den) if rel_den != 0 else float("nan")
+            else:
+                row["effective_robustness_raw"] = row["ce"] = row["relative_ce"] = float("nan")
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    group = out.groupby(["dataset", "corruption"], sort=False)
+    out["relative_robustness"] = group["aurc"].transform(lambda s: minmax(s.to_numpy()))
+    if reference is not None:
+        out["effective_robustness"] = group["effective_robustness_raw"].transform(lambda s: minmax(s.to_numpy()))
+    return out.sort_values(KEYS).reset_index(drop=True)
+
+
+def mce_table(rob: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, variant): ``mce`` and ``relative_mce`` (means of ``ce``/``relative_ce``
+    over corruptions), mean ``aurc`` and the number of corruptions."""
+    if "ce" not in rob.columns:
+        raise ValueError("mce_table: the summary has no 'ce' column; call robustness_summary with reference=...")
+    g = rob.groupby(["dataset", "variant"], sort=True)
+    return g.agg(mce=("ce", "mean"), relative_mce=("relative_ce", "mean"), mean_aurc=("aurc", "mean"),
+                 n_corruptions=("corruption", "nunique")).reset_index()
