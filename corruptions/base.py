@@ -10,10 +10,12 @@ corruption seed and the utterance id, so every model sees the identical corrupte
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
-from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -99,4 +101,121 @@ class Corruption:
             utts = [self.corrupt_utterance(u, severity, utterance_rng(seed, self.name, self.modality, severity, u.uid))
                     for u in d.utterances]
             out.append(Dialogue(d.dialogue_id, utts))
+        return out
+
+
+# --------------------------------------------------------------------------------------
+# Raw-media corruptions: corrupt ``utt.raw`` then re-extract the modality's features.
+# --------------------------------------------------------------------------------------
+
+NO_EXTRACTOR = "none"
+
+
+@dataclass
+class UttContext:
+    """What a raw corruption may use besides the utterance itself.
+
+    ``position`` is the utterance's index in its dialogue divided by ``len(dialogue) - 1``
+    (0 for the first, 1 for the last; 0 for one-utterance dialogues). ``pool`` is every
+    utterance passed in the same call, sorted by uid (babble noise draws from it).
+    """
+
+    position: float
+    pool: Sequence[Utterance]
+
+
+class RawCorruption(Corruption):
+    """A corruption of raw media (``utt.raw``) that re-extracts the corrupted modality.
+
+    Extractor configuration (how the corrupted media become features again) comes either
+    from the constructor option ``extractor`` (a dict ``{"name": ..., **params}`` as stored
+    in ``dataset.card["extractors"][modality]``, or ``"none"`` to corrupt the raw media
+    only and leave the features untouched — for galleries and benchmarks), or from
+    :meth:`bind`, which returns a copy configured from a dataset's card. Calling an unbound
+    raw corruption raises a ``ValueError`` that says how to bind it.
+
+    Subclasses implement :meth:`corrupt_raw` over the whole list of utterances (so they can
+    batch by length), drawing randomness only from the per-utterance generators passed in.
+    """
+
+    level: ClassVar[str] = "raw"
+    raw_field: ClassVar[str] = ""  # "waveform", "frames" or "transcript"
+
+    def __init__(self, modality: str, extractor: dict[str, Any] | str | None = None, device: str = "auto") -> None:
+        super().__init__(modality)
+        if extractor is not None and extractor != NO_EXTRACTOR and not (isinstance(extractor, dict) and "name" in extractor):
+            raise ValueError(f"{self.name}: extractor must be a dict with a 'name' key, {NO_EXTRACTOR!r} or None, "
+                             f"got {extractor!r}")
+        self.extractor = dict(extractor) if isinstance(extractor, dict) else extractor
+        self.device = device
+
+    # -- binding -------------------------------------------------------------------------
+    def bind(self, dataset: Any) -> RawCorruption:
+        """A copy whose extractor is ``dataset.card["extractors"][self.modality]``."""
+        cfg = (getattr(dataset, "card", None) or {}).get("extractors", {}).get(self.modality)
+        if not isinstance(cfg, dict) or "name" not in cfg:
+            raise ValueError(f"{self.name}: dataset {getattr(dataset, 'name', dataset)!r} has no extractor config for "
+                             f"modality {self.modality!r} in card['extractors'] (got {cfg!r}); pass extractor=... instead")
+        bound = copy.copy(self)
+        bound.extractor = dict(cfg)
+        return bound
+
+    def make_extractor(self) -> Any:
+        """The extractor instance, ``None`` for ``extractor="none"``; raises when unbound."""
+        if self.extractor is None:
+            raise ValueError(
+                f"{self.name}: raw corruption is not bound to an extractor, so corrupted {self.modality} features cannot "
+                f"be recomputed; call .bind(dataset), pass extractor={{'name': ..., **params}}, or extractor='none' "
+                f"to corrupt raw media only")
+        if self.extractor == NO_EXTRACTOR:
+            return None
+        from harness.registry import EXTRACTORS
+
+        params = dict(self.extractor)
+        return EXTRACTORS.create(params.pop("name"), **params)
+
+    def torch_device(self) -> Any:
+        from harness.runtime import select_device
+
+        return select_device(self.device)
+
+    # -- the work ------------------------------------------------------------------------
+    def corrupt_raw(self, utts: Sequence[Utterance], severity: int, rngs: Sequence[np.random.Generator],
+                    contexts: Sequence[UttContext]) -> list[Any]:
+        """New values of ``raw.<raw_field>`` for each utterance (same order)."""
+        raise NotImplementedError
+
+    def check_raw(self, utts: Sequence[Utterance]) -> None:
+        for u in utts:
+            value = getattr(u.raw, self.raw_field, None) if u.raw is not None else None
+            if value is None:
+                raise ValueError(
+                    f"{self.name}: utterance {u.uid!r} has no raw {self.raw_field} (raw={'None' if u.raw is None else 'present'});"
+                    f" raw-level corruptions need raw media — load the dataset with its raw media (e.g. keep_raw=True) "
+                    f"or use a feature-level corruption")
+
+    def __call__(self, dialogues: Sequence[Dialogue], severity: int, seed: int = 0) -> list[Dialogue]:
+        severity = check_severity(severity)
+        extractor = self.make_extractor()
+        utts = [u for d in dialogues for u in d.utterances]
+        self.check_raw(utts)
+        if severity == 0:
+            return list(dialogues)
+        pool = sorted(utts, key=lambda u: u.uid)
+        contexts = [UttContext(i / (len(d) - 1) if len(d) > 1 else 0.0, pool)
+                    for d in dialogues for i, _ in enumerate(d.utterances)]
+        rngs = [utterance_rng(seed, self.name, self.modality, severity, u.uid) for u in utts]
+        values = self.corrupt_raw(utts, severity, rngs, contexts)
+        raws = [replace(u.raw, **{self.raw_field: v}) for u, v in zip(utts, values)]
+        feats = extractor.extract(raws) if extractor is not None else None
+        new = []
+        for i, u in enumerate(utts):
+            nu = replace(u, raw=raws[i])
+            if feats is not None:
+                nu = nu.with_features({self.modality: feats[i]})
+            new.append(nu)
+        out, k = [], 0
+        for d in dialogues:
+            out.append(Dialogue(d.dialogue_id, new[k:k + len(d)]))
+            k += len(d)
         return out

@@ -1,0 +1,125 @@
+"""Defences: denoise raw media before feature extraction, then re-extract the features.
+
+Same call shape as a corruption without severity: ``defense(dialogues) -> dialogues``, and
+the same extractor binding (``bind(dataset)`` or ``extractor=``). Defences are deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from corruptions.base import NO_EXTRACTOR, RawCorruption
+from harness.data.types import Dialogue, Utterance
+from harness.registry import DEFENSES
+
+
+class RawDefense(RawCorruption):
+    """Base: :meth:`clean` maps the raw field of every utterance; features are re-extracted."""
+
+    def clean(self, utts: Sequence[Utterance]) -> list[Any]:
+        raise NotImplementedError
+
+    def __call__(self, dialogues: Sequence[Dialogue]) -> list[Dialogue]:  # type: ignore[override]
+        extractor = self.make_extractor()
+        utts = [u for d in dialogues for u in d.utterances]
+        self.check_raw(utts)
+        values = self.clean(utts)
+        raws = [replace(u.raw, **{self.raw_field: v}) for u, v in zip(utts, values)]
+        feats = extractor.extract(raws) if extractor is not None else None
+        new = [replace(u, raw=r) if feats is None else replace(u, raw=r).with_features({self.modality: feats[i]})
+               for i, (u, r) in enumerate(zip(utts, raws))]
+        out, k = [], 0
+        for d in dialogues:
+            out.append(Dialogue(d.dialogue_id, new[k:k + len(d)]))
+            k += len(d)
+        return out
+
+
+@DEFENSES.register("denoise-spectral", modality="audio")
+class SpectralGate(RawDefense):
+    """Spectral-gating denoiser (noisereduce) on the waveform before feature extraction.
+
+    ``stationary=True`` estimates one noise threshold per frequency over the utterance;
+    ``False`` (default) tracks a time-varying noise floor. On CUDA the batched
+    ``noisereduce.torchgate.TorchGate`` runs over groups of equal-length waveforms; on the
+    CPU ``noisereduce.reduce_noise`` runs per utterance (``backend="torchgate"`` forces the
+    torch gate on the CPU too). ``prop_decrease`` in [0, 1] is how much of the noise is removed.
+    """
+
+    name = "denoise-spectral"
+    raw_field = "waveform"
+
+    def __init__(self, modality: str = "audio", stationary: bool = False, prop_decrease: float = 1.0,
+                 backend: str = "auto", extractor: dict[str, Any] | str | None = None, device: str = "auto") -> None:
+        super().__init__(modality, extractor=extractor, device=device)
+        if not 0.0 <= float(prop_decrease) <= 1.0:
+            raise ValueError(f"denoise-spectral: prop_decrease must be in [0, 1], got {prop_decrease!r}")
+        if backend not in ("auto", "torchgate", "reduce_noise"):
+            raise ValueError(f"denoise-spectral: backend must be 'auto', 'torchgate' or 'reduce_noise', got {backend!r}")
+        self.stationary = bool(stationary)
+        self.prop_decrease = float(prop_decrease)
+        self.backend = backend
+
+    def clean(self, utts):
+        device = self.torch_device()
+        use_gate = self.backend == "torchgate" or (self.backend == "auto" and device.type == "cuda")
+        if not use_gate:
+            import noisereduce as nr
+
+            return [nr.reduce_noise(y=np.asarray(u.raw.waveform, dtype=np.float32), sr=int(u.raw.sample_rate),
+                                    stationary=self.stationary, prop_decrease=self.prop_decrease).astype(np.float32)
+                    for u in utts]
+        from noisereduce.torchgate import TorchGate
+
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, u in enumerate(utts):
+            groups.setdefault((len(u.raw.waveform), int(u.raw.sample_rate)), []).append(i)
+        out: list[Any] = [None] * len(utts)
+        for (n, sr), idx in groups.items():
+            n_fft = min(1024, 1 << (max(n, 2) - 1).bit_length())
+            gate = TorchGate(sr=sr, nonstationary=not self.stationary, prop_decrease=self.prop_decrease,
+                             n_fft=n_fft).to(device)
+            x = torch.from_numpy(np.stack([np.asarray(utts[i].raw.waveform, dtype=np.float32) for i in idx])).to(device)
+            # TorchGate's STFT drops the incomplete last hop: pad, gate, crop back to n samples
+            x = torch.nn.functional.pad(x, (0, n_fft))
+            with torch.no_grad():
+                y = gate(x).float().cpu().numpy()
+            for j, i in enumerate(idx):
+                out[i] = np.ascontiguousarray(y[j, :n])
+        return out
+
+
+@DEFENSES.register("video-temporal-median", modality="video")
+class TemporalMedian(RawDefense):
+    """Per-pixel median over a sliding window of ``window`` frames (odd; edges use a shorter
+    window). Removes single-frame glitches, flicker and per-frame sensor noise."""
+
+    name = "video-temporal-median"
+    raw_field = "frames"
+
+    def __init__(self, modality: str = "video", window: int = 3, extractor: dict[str, Any] | str | None = None,
+                 device: str = "auto") -> None:
+        super().__init__(modality, extractor=extractor, device=device)
+        if int(window) < 1 or int(window) % 2 == 0:
+            raise ValueError(f"video-temporal-median: window must be an odd int >= 1, got {window!r}")
+        self.window = int(window)
+
+    def clean(self, utts):
+        device = self.torch_device()
+        out = []
+        half = self.window // 2
+        for u in utts:
+            f = torch.from_numpy(np.ascontiguousarray(u.raw.frames)).to(device)
+            n = f.shape[0]
+            padded = torch.cat([f[:1].expand(half, *f.shape[1:]), f, f[-1:].expand(half, *f.shape[1:])]) if half else f
+            windows = padded.unfold(0, self.window, 1)  # [F, H, W, 3, window]
+            out.append(windows.median(dim=-1).values[:n].cpu().numpy().astype(np.uint8))
+        return out
+
+
+__all__ = ["RawDefense", "SpectralGate", "TemporalMedian", "NO_EXTRACTOR"]
