@@ -260,7 +260,9 @@ def model_sets() -> dict[str, list[tuple[str, str, dict[str, Any]]]]:
         ablation = None
     if ablation is not None:
         for set_name, variants in getattr(ablation, "ABLATION_SETS", {}).items():
-            sets[set_name] = [(label, "mcer", dict(opts)) for label, opts in variants]
+            # "full" is the model itself; other variants read e.g. "mcer[graphs=none]" in reports
+            sets[set_name] = [("mcer" if label == "full" else f"mcer[{label}]", "mcer", dict(opts))
+                              for label, opts in variants]
         sets.update(getattr(ablation, "MODEL_SETS", {}))
     return sets
 

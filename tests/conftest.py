@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-torch.set_num_threads(2)
+# Tiny test models run faster on one thread (thread start-up dominates); subprocess
+# tests (sweeps, Ray) use torch's default.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,149 @@
+"""Relation-aware graph attention (RGAT) over the intra- and inter-speaker subgraphs.
+
+Relation ids of the edge ``i <- j`` (target ``i``, source ``j``), both real and ``|i-j| <= w``:
+0 none, 1 self, 2 same speaker earlier (``j < i``), 3 same speaker later, 4 other speaker later
+(``j > i``), 5 other speaker earlier. The intra-speaker graph keeps relations {1, 2, 3}, the
+inter-speaker graph {1, 4, 5}; the fully-connected "unaware" graph keeps all window edges.
+
+A GAT score is ``LeakyReLU_0.2(a^T [W h_i ; W h_j ; E rel_ij])``. It is computed in the
+decomposed exact form ``(W h . a1)_i + (W h . a2)_j + (E a3)[rel_ij]``: memory ``O(B N^2)``,
+never the ``[B, N, N, 2F + 10]`` concatenation.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NUM_RELATIONS = 6
+RELATION_DIM = 10
+GRAPH_KINDS = ("intra", "inter", "all")
+
+
+def build_relations(speakers: torch.Tensor, mask: torch.Tensor, window: int) -> torch.Tensor:
+    """Relation ids ``[B, N, N]`` (int64, on the input's device), built in one vectorised pass.
+
+    ``speakers``: ``[B, N]`` ids; ``mask``: ``[B, N]`` bool (True = real); ``window``: ``w >= 0``.
+    """
+    if window < 0:
+        raise ValueError(f"graph window must be >= 0, got {window}")
+    n = speakers.shape[1]
+    pos = torch.arange(n, device=speakers.device)
+    diff = pos[None, :] - pos[:, None]  # [N, N]: j - i
+    same = speakers[:, :, None] == speakers[:, None, :]  # [B, N, N]
+    earlier = (diff < 0)[None]
+    rel = torch.where(same, torch.where(earlier, 2, 3), torch.where(earlier, 5, 4))
+    rel = torch.where((diff == 0)[None], torch.ones_like(rel), rel)
+    valid = (diff.abs() <= window)[None] & mask[:, :, None] & mask[:, None, :]
+    return torch.where(valid, rel, torch.zeros_like(rel))
+
+
+def select_graph(relations: torch.Tensor, kind: str) -> torch.Tensor:
+    """Keep the edges of one subgraph (``"intra"``, ``"inter"`` or ``"all"``); others become 0."""
+    if kind == "all":
+        return relations
+    if kind == "intra":
+        keep = (relations == 1) | (relations == 2) | (relations == 3)
+    elif kind == "inter":
+        keep = (relations == 1) | (relations == 4) | (relations == 5)
+    else:
+        raise ValueError(f"graph kind must be one of {GRAPH_KINDS}, got {kind!r}")
+    return torch.where(keep, relations, torch.zeros_like(relations))
+
+
+class GraphAttentionLayer(nn.Module):
+    """One GAT head: ``h [B, N, F_in]``, ``rel [B, N, N]`` -> ``LN(softmax_j(e_ij) W h_j)`` ``[B, N, F_out]``.
+
+    ``relation_embedding`` (shared ``Embedding(6, 10)``) makes it relation-aware; ``None`` gives
+    the plain GAT score ``a^T [W h_i ; W h_j]``. ``concat=True`` applies GELU to the output.
+    Rows with no edge (padding) get a zero attention row.
+    """
+
+    def __init__(self, in_features: int, out_features: int, dropout: float = 0.2, alpha: float = 0.2,
+                 concat: bool = True, relation_embedding: nn.Embedding | None = None) -> None:
+        super().__init__()
+        self.dropout, self.concat, self.out_features = dropout, concat, out_features
+        self.W = nn.Parameter(torch.empty(in_features, out_features))
+        nn.init.xavier_uniform_(self.W, gain=1.414)
+        self.relation_embedding = relation_embedding
+        rel_dim = relation_embedding.embedding_dim if relation_embedding is not None else 0
+        self.a = nn.Parameter(torch.empty(2 * out_features + rel_dim, 1))
+        nn.init.xavier_uniform_(self.a, gain=1.414)
+        self.leakyrelu = nn.LeakyReLU(alpha)
+        self.layer_norm = nn.LayerNorm(out_features)
+
+    def scores(self, wh: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
+        """Raw scores ``e [B, N, N]`` in the decomposed form (before masking)."""
+        f = self.out_features
+        a = self.a.squeeze(-1)
+        e = (wh @ a[:f]).unsqueeze(2) + (wh @ a[f : 2 * f]).unsqueeze(1)
+        if self.relation_embedding is not None:
+            table = self.relation_embedding.weight @ a[2 * f :]  # [6]: (E a3)
+            e = e + table[relations]
+        return self.leakyrelu(e)
+
+    def forward(self, h: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
+        wh = h @ self.W
+        e = self.scores(wh, relations)
+        edges = relations > 0
+        att = torch.softmax(e.masked_fill(~edges, torch.finfo(e.dtype).min), dim=-1) * edges.to(e.dtype)
+        att = F.dropout(att, self.dropout, training=self.training)
+        out = self.layer_norm(att @ wh)
+        return F.gelu(out) if self.concat else out
+
+
+class RGAT(nn.Module):
+    """Relation-aware GAT block: ``heads`` GAT heads (concatenated), an output GAT layer, GELU,
+    Linear, residual, LayerNorm. ``x [B, N, H]``, ``relations [B, N, N]`` -> ``[B, N, H]``."""
+
+    def __init__(self, hidden: int, heads: int = 2, dropout: float = 0.2, alpha: float = 0.2,
+                 relation_embedding: nn.Embedding | None = None) -> None:
+        super().__init__()
+        self.dropout = dropout
+        self.attentions = nn.ModuleList(
+            GraphAttentionLayer(hidden, hidden, dropout, alpha, True, relation_embedding) for _ in range(heads)
+        )
+        self.out_att = GraphAttentionLayer(hidden * heads, hidden, dropout, alpha, False, relation_embedding)
+        self.fc = nn.Linear(hidden, hidden)
+        self.layer_norm = nn.LayerNorm(hidden)
+
+    def forward(self, x: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
+        residual = x
+        x = F.dropout(x, self.dropout, training=self.training)
+        x = torch.cat([att(x, relations) for att in self.attentions], dim=-1)
+        x = F.dropout(x, self.dropout, training=self.training)
+        x = self.fc(F.gelu(self.out_att(x, relations)))
+        return self.layer_norm(x + residual)
+
+
+GRAPH_OPTIONS = ("both", "intra", "inter", "unaware", "none")
+
+
+class SpeakerGraphs(nn.Module):
+    """The text stream's graph stage, chosen by ``graphs``:
+
+    ``"both"`` inter-speaker RGAT then intra-speaker RGAT (reference); ``"intra"`` / ``"inter"``
+    one of them; ``"unaware"`` two plain GAT blocks over all window edges (no relation
+    embedding); ``"none"`` identity. ``forward(x [B, N, H], speakers [B, N], mask [B, N])``.
+    """
+
+    def __init__(self, hidden: int, graphs: str = "both", window: int = 20, heads: int = 2,
+                 dropout: float = 0.2) -> None:
+        super().__init__()
+        if graphs not in GRAPH_OPTIONS:
+            raise ValueError(f"graphs must be one of {GRAPH_OPTIONS}, got {graphs!r}")
+        self.graphs, self.window = graphs, window
+        self.kinds = {"both": ["inter", "intra"], "intra": ["intra"], "inter": ["inter"], "unaware": ["all", "all"],
+                      "none": []}[graphs]
+        emb = nn.Embedding(NUM_RELATIONS, RELATION_DIM) if graphs not in ("unaware", "none") else None
+        self.relation_embedding = emb
+        self.blocks = nn.ModuleList(RGAT(hidden, heads, dropout, relation_embedding=emb) for _ in self.kinds)
+
+    def forward(self, x: torch.Tensor, speakers: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if not self.kinds:
+            return x
+        relations = build_relations(speakers, mask, self.window)
+        for kind, block in zip(self.kinds, self.blocks):
+            x = block(x, select_graph(relations, kind))
+        return x

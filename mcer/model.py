@@ -1,0 +1,157 @@
+"""The MCER fusion model and its reference preset, registered as ``mcer`` and ``mcer-reference``.
+
+Pipeline (``B`` dialogues, ``N`` utterances, ``H`` hidden):
+
+1. ``Linear(D_m -> H)`` per modality; speaker embedding + positional encoding on audio and video.
+2. Audio and video: denoising encoder (``denoiser``), then filter gates (``filter_gates``).
+3. Text: relation-aware graph attention over the speaker subgraphs (``graphs``).
+4. Cross-modal fusion (``fusion``); per-modality heads; fused prediction
+   ``w_t l_t + w_a l_a + w_v l_v`` (``logit_weights``).
+5. Loss: task loss on the fused prediction + ``aux_weight * sum_m L_m^2`` (``aux_loss``).
+
+``mcer`` fixes the reference's padding leaks (key masks everywhere, non-cyclic shift, masked
+temporal convolution): a dialogue's predictions do not depend on what it is batched with.
+``mcer-reference`` reproduces the released code's architecture (``preset="iemocap"|"meld"``),
+including those leaks, for parameter-count and speed comparisons.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.data.collate import DialogueBatch
+from harness.data.types import DataSpec
+from harness.models import BenchModel, ModelOutput
+from harness.registry import MODELS
+from mcer.denoise import ATTENTION_VARIANTS, DenoisingEncoder
+from mcer.encodings import InputProjection, PositionalEncoding, SpeakerEmbedding
+from mcer.fusion import CrossModalDiffusion
+from mcer.gates import FilterGate
+from mcer.graph import SpeakerGraphs
+from mcer.heads import MODS, ModalityHeads, mcer_loss
+
+DENOISERS = (*ATTENTION_VARIANTS, "none")
+
+
+class MCER(BenchModel):
+    """MCER: differential denoising + relation-aware graphs + text-guided cross-modal diffusion.
+
+    Options (each an ablation switch or a tuned constant of the reference, exposed as config):
+
+    - ``hidden`` H, ``heads`` (denoiser attention), ``fusion_heads`` (fusion block; default = heads),
+      ``dropout`` (encoders, fusion, heads), ``graph_dropout`` (RGAT).
+    - ``denoiser``: ``"diff-shift"`` (shifted-key differential attention) | ``"diff-dual"`` (Ye et
+      al. 2024) | ``"standard"`` (ordinary attention) | ``"none"`` (no denoising encoder).
+    - ``graphs``: ``"both"`` | ``"intra"`` | ``"inter"`` | ``"unaware"`` (GAT without relation
+      types) | ``"none"``; ``window``: edges within ``w`` utterances each side.
+    - ``fusion``: ``"text-guided"`` | ``"symmetric"`` (the reference's MutualFormer) | ``"concat"``.
+    - ``filter_gates``: sigmoid self-gates on denoised audio/video. ``aux_loss``, ``aux_weight``:
+      per-modality auxiliary losses ``aux_weight * sum L_m^2``.
+    - ``logit_weights``: (text, audio, video) weights of the fused prediction.
+    - ``positional``: ``"rotary"`` | ``"sinusoidal"`` | ``"none"``; ``residual_scale`` c of the
+      denoiser output ``x_pe + c z``; ``gelu_coef`` of the denoiser FFN (0.5 = GELU; reference
+      MELD 0.66); ``head_activation``; ``head_residual`` (heads see fused + pre-fusion
+      features); ``attn_scale``: ``"head"`` (1/sqrt(H/h)) or ``"model"`` (1/sqrt(H), reference).
+    - ``reference_masking``: reproduce the reference's padding leaks (only for ``mcer-reference``).
+    """
+
+    level = "dialogue"
+    pooling = "mean"
+
+    def __init__(self, spec: DataSpec, hidden: int = 128, heads: int = 4, fusion_heads: int | None = None,
+                 dropout: float = 0.3, graph_dropout: float = 0.2, denoiser: str = "diff-shift",
+                 graphs: str = "both", window: int = 20, fusion: str = "text-guided", filter_gates: bool = True,
+                 aux_loss: bool = True, aux_weight: float = 0.1,
+                 logit_weights: tuple[float, float, float] | list[float] = (1.0, 1.0, 0.4),
+                 positional: str = "sinusoidal", residual_scale: float = 0.5, gelu_coef: float = 0.5,
+                 head_activation: str = "leaky_relu", head_residual: bool = True, attn_scale: str = "head",
+                 reference_masking: bool = False) -> None:
+        super().__init__(spec)
+        missing = [m for m in MODS if m not in spec.dims]
+        if missing:
+            raise ValueError(f"mcer needs modalities {MODS}; DataSpec.dims lacks {missing} (has {sorted(spec.dims)})")
+        if denoiser not in DENOISERS:
+            raise ValueError(f"mcer: denoiser must be one of {DENOISERS}, got {denoiser!r}")
+        if hidden < 1 or heads < 1:
+            raise ValueError(f"mcer: hidden and heads must be positive, got hidden={hidden}, heads={heads}")
+        self.options: dict[str, Any] = dict(denoiser=denoiser, graphs=graphs, fusion=fusion, filter_gates=filter_gates,
+                                            aux_loss=aux_loss, logit_weights=tuple(logit_weights))
+        self.aux_loss, self.aux_weight, self.head_residual = aux_loss, aux_weight, head_residual
+        self.projection = InputProjection({m: spec.dims[m] for m in MODS}, hidden)
+        self.speaker = SpeakerEmbedding(spec.num_speakers, hidden)
+        self.positional = nn.ModuleDict(
+            {m: PositionalEncoding(hidden, positional, reference_params=reference_masking) for m in ("audio", "video")}
+        )
+        self.pe_dropout = nn.Dropout(dropout)
+        self.denoisers = nn.ModuleDict()
+        if denoiser != "none":
+            for m in ("audio", "video"):
+                self.denoisers[m] = DenoisingEncoder(hidden, heads, denoiser, dropout, residual_scale=residual_scale,
+                                                     gelu_coef=gelu_coef, scale=attn_scale,
+                                                     reference_masking=reference_masking)
+        self.gates = nn.ModuleDict({m: FilterGate(hidden) for m in ("audio", "video")}) if filter_gates else None
+        self.graphs = SpeakerGraphs(hidden, graphs, window, heads=2, dropout=graph_dropout)
+        self.fusion = CrossModalDiffusion(hidden, fusion_heads or heads, fusion, dropout=dropout,
+                                          key_mask=not reference_masking)
+        self.heads = ModalityHeads(hidden, spec.output_dim, tuple(logit_weights), head_activation, dropout)
+
+    def forward(self, batch: DialogueBatch) -> ModelOutput:
+        if not isinstance(batch, DialogueBatch):
+            raise TypeError(f"mcer is a dialogue-level model; expected a DialogueBatch, got {type(batch).__name__}")
+        mask = batch.mask
+        feats = self.projection(batch.inputs)
+        spk = self.speaker(batch.speakers, mask)
+        pre = {"text": self.graphs(feats["text"], batch.speakers, mask)}
+        for m in ("audio", "video"):
+            x_pe = self.pe_dropout(self.positional[m](feats[m], spk))
+            z = self.denoisers[m](feats[m], x_pe, mask) if m in self.denoisers else x_pe
+            pre[m] = self.gates[m](z) if self.gates is not None else z
+        t, a, v = self.fusion(pre["text"], pre["audio"], pre["video"], mask)
+        fused_feats = {"text": t, "audio": a, "video": v}
+        if self.head_residual:
+            fused_feats = {m: fused_feats[m] + pre[m] for m in MODS}
+        logits, fused = self.heads(fused_feats)
+        if self.spec.task == "regression":
+            logits = {m: x.squeeze(-1) for m, x in logits.items()}
+            fused = fused.squeeze(-1)
+        return ModelOutput(prediction=fused, extras={"modality_predictions": logits})
+
+    def loss(self, output: ModelOutput, batch: DialogueBatch, class_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Task loss on the fused prediction + ``aux_weight * sum_m L_m^2`` when ``aux_loss``."""
+        per = output.extras.get("modality_predictions") if self.aux_loss else None
+        return mcer_loss(lambda p: self.task_loss(p, batch, class_weights), output.prediction, per, self.aux_weight)
+
+
+MODELS.register("mcer", level="dialogue", modalities=list(MODS), paper="arXiv 2603.25752")(MCER)
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "iemocap": dict(hidden=512, heads=64, fusion_heads=32, dropout=0.5, window=20, positional="rotary",
+                    residual_scale=0.5, gelu_coef=0.5, head_activation="leaky_relu", head_residual=True,
+                    logit_weights=(1.0, 1.0, 0.4)),
+    "meld": dict(hidden=256, heads=16, fusion_heads=16, dropout=0.6, window=25, positional="sinusoidal",
+                 residual_scale=1.0, gelu_coef=0.66, head_activation="relu", head_residual=False,
+                 logit_weights=(3.0, 1.0, 0.3)),
+}
+REFERENCE_FIXED = dict(denoiser="diff-shift", graphs="both", fusion="symmetric", filter_gates=True, aux_loss=True,
+                       aux_weight=0.1, graph_dropout=0.2, attn_scale="model", reference_masking=True)
+
+
+@MODELS.register("mcer-reference", level="dialogue", modalities=list(MODS), paper="arXiv 2603.25752 (ReDiFu code)")
+class MCERReference(MCER):
+    """The released code's architecture (with its padding leaks) at ``preset="iemocap"|"meld"`` sizes.
+
+    IEMOCAP config (dims 1024/1582/342, 6 classes, 2 speakers): 45,632,150 parameters;
+    MELD config (1024/300/342, 7 classes, 9 speakers): 11,480,467. ``dropout`` overrides the preset.
+    """
+
+    def __init__(self, spec: DataSpec, preset: str = "iemocap", dropout: float | None = None) -> None:
+        if preset not in PRESETS:
+            raise ValueError(f"mcer-reference: preset must be one of {sorted(PRESETS)}, got {preset!r}")
+        options = {**PRESETS[preset], **REFERENCE_FIXED}
+        if dropout is not None:
+            options["dropout"] = dropout
+        super().__init__(spec, **options)
+        self.preset = preset
