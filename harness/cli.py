@@ -147,6 +147,25 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_GALLERY = ("audio-white", "audio-spikes", "audio-reverb", "video-gaussian-blur", "video-occlusion", "video-jpeg")
+
+
+def cmd_corruptions_gallery(args: argparse.Namespace) -> int:
+    from corruptions.gallery import make_gallery
+    from harness.registry import CORRUPTIONS, DATASETS
+
+    names = args.names or list(DEFAULT_GALLERY)
+    for n in names:
+        CORRUPTIONS.get(n)  # unknown names fail here with close matches
+    ds = DATASETS.create("synthetic", n_train=1, n_valid=1, n_test=1, seed=args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _, paths = make_gallery(ds.splits["test"], names, out / "corruption_gallery", seed=args.seed)
+    for p in paths:
+        print(f"wrote {p}")
+    return 0
+
+
 def _card_text(card: dict[str, Any]) -> str:
     lines = [f"dataset: {card.get('name')}"]
     for key, value in card.items():
@@ -207,6 +226,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("path", help="dataset file or folder, or a registered dataset name such as 'synthetic'")
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(func=cmd_data_inspect)
+
+    p = sub.add_parser("corruptions", help="corruption tools", description="Corruption tools.")
+    csub = p.add_subparsers(dest="corruptions_command", required=True, metavar="SUBCOMMAND")
+    q = csub.add_parser("gallery", help="figure of corruptions x severities 0..5 on a synthetic utterance",
+                        description="Draw a grid (rows: corruptions, columns: severities 0..5) of one synthetic "
+                                    "utterance's frames or spectrogram; writes PNG and PDF.")
+    q.add_argument("names", nargs="*", help=f"corruption names (default: {' '.join(DEFAULT_GALLERY)})")
+    q.add_argument("--out", default="gallery", help="output directory (default: gallery)")
+    q.add_argument("--seed", type=int, default=0, help="seed of the utterance and the corruptions (default: 0)")
+    q.set_defaults(func=cmd_corruptions_gallery)
     return parser
 
 

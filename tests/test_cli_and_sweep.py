@@ -169,3 +169,11 @@ def test_noise_augmented_training_condition(tmp_path, capsys):
     assert (copy.features["text"] == first.features["text"]).all()
     with pytest.raises(Exception, match="'clean' is the built-in condition"):
         parse_config({**data, "train_conditions": [{**data["train_conditions"][0], "name": "clean"}]})
+
+
+def test_corruptions_gallery_command(tmp_path, capsys):
+    assert main(["corruptions", "gallery", "audio-white", "video-occlusion", "--out", str(tmp_path)]) == 0
+    png = tmp_path / "corruption_gallery.png"
+    assert png.stat().st_size > 10_000 and (tmp_path / "corruption_gallery.pdf").stat().st_size > 0
+    assert main(["corruptions", "gallery", "audio-whit", "--out", str(tmp_path)]) == 2
+    assert "Did you mean: audio-white" in capsys.readouterr().err
