@@ -1,0 +1,24 @@
+"""Every sweep shipped in configs/ validates and expands into the plan it documents."""
+
+from pathlib import Path
+
+import pytest
+
+from harness.config import load_config
+from harness.sweep import make_plan
+
+CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_shipped_config_validates(path):
+    plan = make_plan(load_config(path))
+    assert plan.trainings and plan.n_evaluations >= len(plan.trainings)
+
+
+def test_baselines_config_covers_every_registered_model():
+    from harness import MODELS
+
+    cfg = load_config(Path(__file__).parent.parent / "configs" / "baselines.toml")
+    listed = {m.name for m in cfg.models}
+    assert set(MODELS.names()) - listed == {"mcer-reference"}
