@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from reports.style import ONE_COLUMN_IN, RC, TWO_COLUMN_IN, model_colors, save
+from reports.style import ONE_COLUMN_IN, RC, TWO_COLUMN_IN, model_styles, save
 
 
 def robustness_figure(summary: pd.DataFrame, metric: str, stem: str | Path, dataset: str | None = None) -> list[str]:
@@ -23,7 +23,7 @@ def robustness_figure(summary: pd.DataFrame, metric: str, stem: str | Path, data
         raise ValueError("robustness_figure: no rows to plot")
     corruptions = sorted(data["corruption"].unique())
     models = sorted(data["variant"].unique())
-    colors = model_colors(models)
+    styles = model_styles(models)
     ncols = min(3, len(corruptions))
     nrows = math.ceil(len(corruptions) / ncols)
     width = ONE_COLUMN_IN if ncols == 1 else TWO_COLUMN_IN
@@ -35,12 +35,12 @@ def robustness_figure(summary: pd.DataFrame, metric: str, stem: str | Path, data
                 line = panel[panel["variant"] == model].sort_values("severity")
                 if line.empty:
                     continue
-                ax.plot(line["severity"], line["mean"], marker="o", ms=3, color=colors[model], label=model)
-                ax.fill_between(line["severity"], line["ci_low"], line["ci_high"], color=colors[model], alpha=0.2,
-                                linewidth=0)
+                ax.plot(line["severity"], line["mean"], ms=3, label=model, **styles[model])
+                ax.fill_between(line["severity"], line["ci_low"], line["ci_high"], color=styles[model]["color"],
+                                alpha=0.2, linewidth=0)
                 failed = line[line["failed"] > 0]
                 if not failed.empty:
-                    ax.scatter(failed["severity"], failed["mean"].fillna(0), marker="x", color=colors[model], s=20)
+                    ax.scatter(failed["severity"], failed["mean"].fillna(0), marker="x", color=styles[model]["color"], s=20)
             ax.set_title(corr)
             ax.set_xlabel("severity")
             ax.set_xticks(range(0, 6))

@@ -39,6 +39,22 @@ def model_colors(labels: Sequence[str]) -> dict[str, tuple[float, float, float]]
     return {label: palette[i % len(palette)] for i, label in enumerate(sorted(labels))}
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P")
+LINESTYLES = ("-", "--", ":", "-.")
+
+
+def model_styles(labels: Sequence[str]) -> dict[str, dict[str, object]]:
+    """Line style per model: colour from the colour-blind palette (10 colours); past ten models
+    the marker and dash pattern change too, so no two models look alike."""
+    palette = sns.color_palette("colorblind", n_colors=10)
+    out = {}
+    for i, label in enumerate(sorted(labels)):
+        cycle = i // len(palette)
+        out[label] = {"color": palette[i % len(palette)], "marker": MARKERS[cycle % len(MARKERS)],
+                      "linestyle": LINESTYLES[cycle % len(LINESTYLES)]}
+    return out
+
+
 def save(fig: plt.Figure, stem: str) -> list[str]:
     """Write ``stem.png`` and ``stem.pdf``; return the paths."""
     paths = [f"{stem}.png", f"{stem}.pdf"]

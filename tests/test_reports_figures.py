@@ -84,3 +84,13 @@ def test_ablation_figure(tmp_path, captured):
         assert bars[0].get_hatch() == "///" and not bars[1].get_hatch()
     with pytest.raises(ValueError, match="lack columns"):
         reports.ablation.ablation_figure(rows.drop(columns=["delta"]), tmp_path / "y")
+
+
+def test_model_styles_are_unique_beyond_the_palette():
+    from reports.style import model_styles
+
+    labels = [f"model-{i:02d}" for i in range(23)]
+    styles = model_styles(labels)
+    looks = {(tuple(s["color"]), s["marker"], s["linestyle"]) for s in styles.values()}
+    assert len(looks) == len(labels)
+    assert model_styles(labels[:3])["model-00"] == styles["model-00"]  # stable per label order
