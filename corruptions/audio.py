@@ -15,6 +15,7 @@ not re-clipped to [-1, 1] (that would change the SNR); ``audio-clipping`` does c
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,17 @@ SNR_TABLE = SeverityTable("snr_db", "dB", (float("inf"), 20.0, 15.0, 10.0, 5.0, 
 
 def torch_seed(rng: np.random.Generator) -> int:
     return int(rng.integers(0, 2**63 - 1))
+
+
+NOISE_BANK_SAMPLES = 1 << 22  # 262 s at 16 kHz, 16 MiB
+NOISE_BANK_SEED = 0x6D636572
+
+
+@lru_cache(maxsize=1)
+def noise_bank() -> torch.Tensor:
+    """A fixed bank of unit-variance white Gaussian noise (float32 ``[2**22]``, CPU), the same in
+    every process: additive noises take slices of it at per-utterance offsets."""
+    return torch.randn(NOISE_BANK_SAMPLES, generator=torch.Generator().manual_seed(NOISE_BANK_SEED))
 
 
 def white(n: int, rng: np.random.Generator) -> torch.Tensor:
@@ -119,14 +131,34 @@ class AdditiveNoise(AudioCorruption):
 
     def make_noise(self, utt: Utterance, n: int, sr: int, rng: np.random.Generator, ctx: UttContext,
                    out: torch.Tensor) -> None:
-        """Write the raw (unscaled) noise for ``utt`` into ``out`` (float32 ``[n]``, CPU)."""
-        torch.randn(n, generator=torch.Generator().manual_seed(torch_seed(rng)), out=out)
+        """Write the raw (unscaled) noise for ``utt`` into ``out`` (float32 ``[n]``, CPU).
+
+        The noise is a slice of :func:`noise_bank` at an offset and with a sign drawn from the
+        utterance's own generator: a pure function of (seed, uid) like a fresh draw, without
+        generating ``n`` normals per utterance (the cost that dominated). Utterances longer
+        than the bank get a fresh draw.
+        """
+        bank = noise_bank()
+        if n >= len(bank):
+            torch.randn(n, generator=torch.Generator().manual_seed(torch_seed(rng)), out=out)
+            return
+        offset = int(rng.integers(0, len(bank) - n))
+        torch.mul(bank[offset:offset + n], 1.0 if rng.random() < 0.5 else -1.0, out=out)
 
     def process(self, x, sr, severity, rngs, contexts, utts):
         b, n = x.shape
-        noise = torch.empty(b, n)  # filled row by row: no per-utterance tensors to stack
-        for i, (u, r, c) in enumerate(zip(utts, rngs, contexts)):
-            self.make_noise(u, n, sr, r, c, noise[i])
+        sign = torch.ones(b, dtype=torch.float64, device=x.device)
+        if type(self).make_noise is AdditiveNoise.make_noise and n < NOISE_BANK_SAMPLES:
+            # Same draws as make_noise, gathered in one indexing op from a sliding-window view
+            # of the bank; the sign is folded into the (linear) scale below.
+            offsets = torch.tensor([int(r.integers(0, NOISE_BANK_SAMPLES - n)) for r in rngs])
+            sign = torch.tensor([1.0 if r.random() < 0.5 else -1.0 for r in rngs], dtype=torch.float64,
+                                device=x.device)
+            noise = noise_bank().unfold(0, n, 1)[offsets]
+        else:
+            noise = torch.empty(b, n)  # filled row by row: no per-utterance tensors to stack
+            for i, (u, r, c) in enumerate(zip(utts, rngs, contexts)):
+                self.make_noise(u, n, sr, r, c, noise[i])
         noise = colour(noise.to(x.device), self.exponent)
         gates = [gate(self.schedule, n, r, unit=sr // 1000) for r in rngs]
         if gates[0] is not None:
@@ -136,7 +168,7 @@ class AdditiveNoise(AudioCorruption):
         # powers in float32 (relative error ~1e-6, i.e. ~1e-5 dB); the scale in float64
         ps = torch.linalg.vector_norm(x, dim=1).double().square().div(n).clamp_min(1e-12)
         pn = torch.linalg.vector_norm(noise, dim=1).double().square().div(n).clamp_min(1e-30)
-        scale = torch.sqrt(ps / (pn * torch.pow(10.0, snr / 10.0))).float()
+        scale = (sign * torch.sqrt(ps / (pn * torch.pow(10.0, snr / 10.0)))).float()
         return torch.addcmul(x, noise, scale[:, None], out=noise)
 
 
