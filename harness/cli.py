@@ -89,16 +89,14 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 # -- run --------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.config import load_config, parse_config
+    from harness.config import parse_config, read_toml
     from harness.demo import DEMO_CONFIG
     from harness.sweep import make_plan, run_sweep
     from reports.build import build_report
 
     if args.config:
-        cfg = load_config(args.config)
-        import tomllib
-
-        raw = tomllib.loads(Path(args.config).read_text())
+        raw = read_toml(args.config)
+        cfg = parse_config(raw, source=args.config)
         default_out = Path("runs") / cfg.run.name
     else:
         raw = DEMO_CONFIG

@@ -28,7 +28,6 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,14 @@ from harness.train import TrainConfig
 
 class ConfigError(ValueError):
     """An invalid sweep configuration; the message lists every problem found."""
+
+
+def _check_severities(values: list[int], lowest: int, message: str) -> list[int]:
+    """Sorted distinct severities, or ValueError listing those outside ``lowest..5``."""
+    bad = [s for s in values if not lowest <= s <= 5]
+    if bad:
+        raise ValueError(f"{message}, got {bad}")
+    return sorted(set(values))
 
 
 class _Strict(BaseModel):
@@ -114,10 +121,7 @@ class CorruptionEntry(_Strict):
     @field_validator("severities")
     @classmethod
     def _severities(cls, v: list[int]) -> list[int]:
-        bad = [s for s in v if not 0 <= s <= 5]
-        if bad:
-            raise ValueError(f"severities must be integers in 0..5 (0 = clean), got {bad}")
-        return sorted(set(v))
+        return _check_severities(v, 0, "severities must be integers in 0..5 (0 = clean)")
 
 
 class MixEntry(_Strict):
@@ -128,10 +132,7 @@ class MixEntry(_Strict):
     @field_validator("severities")
     @classmethod
     def _severities(cls, v: list[int]) -> list[int]:
-        bad = [s for s in v if not 1 <= s <= 5]
-        if bad:
-            raise ValueError(f"training-mix severities must be integers in 1..5, got {bad}")
-        return sorted(set(v))
+        return _check_severities(v, 1, "training-mix severities must be integers in 1..5")
 
 
 class TrainConditionEntry(_Strict):
@@ -232,16 +233,20 @@ def _check(problems: list[str], source: str, key: str, registry: Any, name: str,
         problems.append(f"{source}: key '{key}': {exc}")
 
 
-def load_config(path: str | Path) -> SweepConfig:
-    """Read and validate a TOML sweep file; errors name the file."""
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The raw contents of a TOML file; errors name the file."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(data, source=str(path))
+
+
+def load_config(path: str | Path) -> SweepConfig:
+    """Read and validate a TOML sweep file; errors name the file."""
+    return parse_config(read_toml(path), source=str(path))
 
 
 def model_sets() -> dict[str, list[tuple[str, str, dict[str, Any]]]]:
@@ -266,5 +271,3 @@ def model_sets() -> dict[str, list[tuple[str, str, dict[str, Any]]]]:
         sets.update(getattr(ablation, "MODEL_SETS", {}))
     return sets
 
-
-TRAIN_FIELDS = tuple(f.name for f in fields(TrainConfig))

@@ -8,7 +8,7 @@ rule) with an utterance mask and speaker ids. Models never parse files or pad by
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Literal
 
@@ -47,12 +47,6 @@ class _Movable:
                 v = {k: t.to(device, non_blocking=non_blocking) for k, t in v.items()}
             moved[f.name] = v
         return type(self)(**moved)
-
-    def map_inputs(self, fn: Callable[[str, torch.Tensor], torch.Tensor]):  # type: ignore[no-untyped-def]
-        """A copy with ``inputs[m]`` replaced by ``fn(m, inputs[m])`` for every modality."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
-        out["inputs"] = {m: fn(m, x) for m, x in self.inputs.items()}  # type: ignore[attr-defined]
-        return type(self)(**out)
 
 
 @dataclass

@@ -200,18 +200,6 @@ class BenchDataset:
         return out
 
 
-def check_features(utt: Utterance, dims: Mapping[str, int], where: str) -> None:
-    """Raise ``ValueError`` naming ``where`` and the utterance when a feature tensor is malformed."""
-    for m, d in dims.items():
-        if m not in utt.features:
-            raise ValueError(f"{where}: utterance {utt.uid!r} has no {m!r} features")
-        x = utt.features[m]
-        if x.ndim != 2 or x.shape[1] != d or x.shape[0] < 1:
-            raise ValueError(f"{where}: utterance {utt.uid!r} {m!r} features have shape {tuple(x.shape)}, expected [T>=1, {d}]")
-        if not torch.isfinite(x).all():
-            raise ValueError(f"{where}: utterance {utt.uid!r} {m!r} features contain NaN or inf")
-
-
 def label_histogram(utterances: Iterable[Utterance], num_classes: int) -> np.ndarray:
     """Counts of each class index among ``utterances`` (int64 ``[C]``)."""
     counts = np.zeros(num_classes, dtype=np.int64)
