@@ -2,7 +2,9 @@
 
 A checkpoint is ``{"state_dict": ..., "meta": <JSON-compatible dict>}`` written to a temporary
 file, fsynced and renamed into place, with a ``.sha256`` sidecar written the same way. Loading
-verifies the digest first, so a file cut short by a crash is never used.
+verifies the digest first, so a file cut short by a crash is never used, and then unpickles
+with ``weights_only=True``, so a checkpoint that carries pickled code is refused unexecuted.
+Temporary files left by a writer killed before its rename are removed by the next write.
 """
 
 from __future__ import annotations
@@ -16,18 +18,34 @@ from typing import Any
 
 import torch
 
+from harness import faults
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, truncated, altered or not loadable as weights only."""
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a fsynced temporary sibling, then rename it over ``path``."""
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a writer killed before its rename
+        stale.unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+    faults.hit("checkpoint-tmp-written")
     os.replace(tmp, path)
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
 
 
 def save_checkpoint(path: str | Path, state_dict: dict[str, torch.Tensor], meta: dict[str, Any]) -> str:
@@ -39,8 +57,11 @@ def save_checkpoint(path: str | Path, state_dict: dict[str, torch.Tensor], meta:
     torch.save({"state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}, "meta": meta}, buf)
     data = buf.getvalue()
     digest = hashlib.sha256(data).hexdigest()
+    sidecar = path.with_name(path.name + ".sha256")
+    sidecar.unlink(missing_ok=True)  # an old digest must never vouch for a new file
     _atomic_write(path, data)
-    _atomic_write(path.with_name(path.name + ".sha256"), digest.encode())
+    faults.hit("checkpoint-before-digest")
+    _atomic_write(sidecar, digest.encode())
     return digest
 
 

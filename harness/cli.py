@@ -104,7 +104,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         default_out = Path("runs") / "demo"
     out = Path(args.out) if args.out else default_out
     if args.seeds:
-        cfg.run.seeds = [int(s) for s in args.seeds.split(",")]
+        try:
+            seeds = [int(s) for s in args.seeds.split(",")]
+            if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+                raise ValueError
+        except ValueError:
+            raise CLIError(f"--seeds expects distinct non-negative integers separated by commas (e.g. 0,1,2), "
+                           f"got {args.seeds!r}") from None
+        cfg.run.seeds = seeds
     if args.dry_run:
         print(make_plan(cfg).describe())
         return 0

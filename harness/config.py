@@ -28,13 +28,24 @@ Example::
 
 from __future__ import annotations
 
+import inspect
+import types
+import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Union
 
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from harness.registry import CORRUPTIONS, DATASETS, DEFENSES, MODELS, RegistryError, check_options
+from harness.registry import (
+    CORRUPTIONS,
+    DATASETS,
+    DEFENSES,
+    MODELS,
+    RegistryError,
+    accepted_options,
+    check_options,
+)
 from harness.train import TrainConfig
 
 
@@ -61,6 +72,15 @@ class RunSection(_Strict):
     device: str = "auto"
     metric: str | None = None
     executor: str = "local"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        # the default run directory is runs/<name>: a name must not reach outside runs/
+        if not v or v in (".", "..") or any(c in v for c in "/\\\0") or v != v.strip():
+            raise ValueError(f"run.name names the directory runs/<name>: give a plain name without '/', '\\', "
+                             f"'..' or padding, got {v!r}")
+        return v
 
     @field_validator("seeds")
     @classmethod
@@ -231,6 +251,68 @@ def _check(problems: list[str], source: str, key: str, registry: Any, name: str,
         check_options(entry.obj, options, what=f"{registry.kind} {name!r}", n_positional=n_positional)
     except RegistryError as exc:
         problems.append(f"{source}: key '{key}': {exc}")
+        return
+    problems += [f"{source}: key '{key}.options.{p}" for p in _option_type_problems(entry.obj, options, n_positional)]
+
+
+_PLAIN = (bool, int, float, str, dict, list, tuple)
+
+
+def _option_type_problems(obj: Any, options: dict[str, Any], n_positional: int) -> list[str]:
+    """``"<name>': <why>"`` for each option whose value cannot have the type the plugin declares.
+
+    Types come from the annotation (plain types, ``X | None``, ``Literal[...]``) or else from
+    a non-None default; options of any other declared type are left to the plugin.
+    """
+    accepted = accepted_options(obj, n_positional) or {}
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: fall back to defaults
+        hints = {}
+    out = []
+    for key, value in options.items():
+        param = accepted.get(key)
+        if param is None:
+            continue
+        why = _type_mismatch(value, hints.get(key), param.default)
+        if why:
+            out.append(f"{key}': {why} (got {value!r})")
+    return out
+
+
+def _type_mismatch(value: Any, hint: Any, default: Any) -> str | None:
+    if hint is None:
+        if default is inspect.Parameter.empty or default is None or type(default) not in _PLAIN:
+            return None
+        hint = type(default)
+    args = typing.get_args(hint) if typing.get_origin(hint) in (Union, types.UnionType) else (hint,)
+    allowed: set[type] = set()
+    literals: list[Any] = []
+    for a in args:
+        origin = typing.get_origin(a) or a
+        if a is type(None):
+            allowed.add(type(None))
+        elif origin is Literal:
+            literals += list(typing.get_args(a))
+        elif origin in _PLAIN:
+            allowed.add(origin)
+        else:
+            return None  # a type this check does not model: the plugin validates it
+    if any(value == x and type(value) is type(x) for x in literals):
+        return None
+    if isinstance(value, bool):
+        ok = bool in allowed
+    elif isinstance(value, int):
+        ok = bool({int, float} & allowed)
+    elif isinstance(value, list):
+        ok = bool({list, tuple} & allowed)
+    else:
+        ok = any(isinstance(value, t) for t in allowed)
+    if ok:
+        return None
+    expected = sorted([t.__name__ if t is not type(None) else "None" for t in allowed] + [repr(x) for x in literals])
+    return f"expected {' or '.join(expected)}"
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

@@ -118,8 +118,10 @@ class Registry(Generic[T]):
     # -- registration -------------------------------------------------------------------
     def register(self, name: str, **metadata: Any) -> Callable[[T], T]:
         """Decorator registering a class or factory under ``name`` with ``metadata``."""
-        if not name or name != name.strip():
-            raise ValueError(f"{self.kind} name must be a non-empty string without padding, got {name!r}")
+        if not name or name != name.strip() or name in (".", "..") or any(c in name for c in "/\\\0"):
+            # names end up in file names (figures, tables): no path separators, no '..'
+            raise ValueError(f"{self.kind} name must be a non-empty string without padding, '/', '\\' or "
+                             f"'..', got {name!r}")
 
         def decorator(obj: T) -> T:
             existing = self._entries.get(name)

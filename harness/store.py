@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness import faults
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
     cell_key TEXT PRIMARY KEY,
@@ -127,15 +129,23 @@ class ResultStore:
                     (row["cell_key"], json.dumps(list(predictions["uids"])), _npy(predictions["targets"]),
                      _npy(predictions["outputs"])),
                 )
+            faults.hit("store-before-commit")
+        faults.hit("store-after-commit")
         return written
 
     def add_training(self, row: dict[str, Any]) -> None:
-        """Insert or replace the record of a training cell (status ok / failed)."""
+        """Insert or replace the record of a training cell (status ok / failed).
+
+        A row with ``restored=True`` (rebuilt from a checkpoint's metadata after a crash that
+        came between the checkpoint and this record) only fills a missing record.
+        """
+        row = dict(row)
+        verb = "INSERT OR IGNORE" if row.pop("restored", False) else "INSERT OR REPLACE"
         values = {k: (json.dumps(v, sort_keys=True) if k == "fit" else v) for k, v in row.items()}
         cols = ", ".join(values)
         marks = ", ".join("?" for _ in values)
         with closing(self._connect()) as con, con:
-            con.execute(f"INSERT OR REPLACE INTO trainings ({cols}) VALUES ({marks})", list(values.values()))
+            con.execute(f"{verb} INTO trainings ({cols}) VALUES ({marks})", list(values.values()))
 
     def add_run(self, run_id: str, config: dict[str, Any], config_hash: str, provenance: dict[str, Any],
                 created_at: str) -> None:

@@ -10,6 +10,8 @@ built once and shared by all models, so comparisons are paired.
 from __future__ import annotations
 
 import fcntl
+import json
+import logging
 import os
 import time
 import traceback
@@ -23,6 +25,7 @@ from typing import Any
 import tomli_w
 import torch
 
+from harness import faults
 from harness.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from harness.config import SweepConfig, model_sets
 from harness.data.types import BenchDataset, Dialogue
@@ -30,9 +33,10 @@ from harness.provenance import code_version, config_hash, now_utc, package_versi
 from harness.registry import CORRUPTIONS, DATASETS, DEFENSES, MODELS
 from harness.runtime import describe_device, seed_everything, select_device
 from harness.store import ResultStore
-from harness.train import DivergenceError, TrainConfig, evaluate, fit
+from harness.train import TrainConfig, evaluate, fit
 
 CLEAN = "clean"
+log = logging.getLogger(__name__)
 
 
 class SweepError(RuntimeError):
@@ -271,49 +275,82 @@ def run_training_cell(t: TrainingCell, cells: list[EvalCell], cache: DatasetCach
 
     Results leave through the callbacks as soon as each is computed: the local executor
     writes them to the store at once, the Ray executor ships them back to the driver.
+    Every cell leaves as exactly one row: a training that fails (divergence, out of memory,
+    bad input, any error) gives a ``failed`` row with the reason for each of its cells, an
+    evaluation that fails gives a ``failed`` row for that cell, and the sweep goes on. A
+    checkpoint that fails verification (digest, weights-only load, shapes) is never used:
+    the model is trained again and the training record says why.
     """
-    dataset = cache.dataset(t.dataset, t.dataset_options)
     ckpt = out / "checkpoints" / f"{t.key}.pt"
     common = {"train_key": t.key, "model": t.model, "variant": t.label, "model_options": t.options,
               "dataset": t.dataset, "train_condition": t.condition, "seed": t.seed, "config_hash": cfg_hash,
               "code_version": code_version(), "package_versions": package_versions(),
               "device": describe_device(device)}
+    training = {"train_key": t.key, "model": t.model, "variant": t.label, "dataset": t.dataset,
+                "train_condition": t.condition, "seed": t.seed}
     seed_everything(t.seed)
     start = time.perf_counter()
     best_epoch: int | None = None
     try:
-        model = MODELS.create(t.model, dataset.spec, **t.options)
-        try:
-            state, meta = load_checkpoint(ckpt)
-            model.load_state_dict(state)
-            best_epoch = meta.get("best_epoch")
-        except CheckpointError:
+        dataset = cache.dataset(t.dataset, t.dataset_options)
+        model, rejected = None, None
+        if ckpt.exists():
+            try:
+                state, meta = load_checkpoint(ckpt)
+                restored = MODELS.create(t.model, dataset.spec, **t.options)
+                restored.load_state_dict(state)
+            except (CheckpointError, RuntimeError) as exc:
+                rejected = _reason(exc)
+                log.warning("%s: not used, training again (%s)", ckpt, rejected)
+            else:
+                model, best_epoch = restored, meta.get("best_epoch")
+                if isinstance(meta.get("training_row"), dict):
+                    # the crash may have come between the checkpoint and the training record
+                    emit_training({**meta["training_row"], "restored": True})
+        if model is None:
+            seed_everything(t.seed)  # the same initial weights as a run that never saw a checkpoint
+            model = MODELS.create(t.model, dataset.spec, **t.options)
             result = fit(model, cache.training_dataset(t), t.train, seed=t.seed, device=device)
             best_epoch = result.best_epoch
+            fit_info = result.to_dict() | ({"checkpoint_rejected": rejected} if rejected else {})
+            row = {**training, "status": "ok", "error": None, "fit": fit_info,
+                   "checkpoint": str(ckpt.relative_to(out)), "params": model.num_parameters(),
+                   "device": common["device"], "wall_time_s": time.perf_counter() - start, "created_at": now_utc()}
             save_checkpoint(ckpt, model.state_dict(), {"train_key": t.key, "best_epoch": best_epoch,
-                                                       "model": t.model, "options": t.options})
-            emit_training({"train_key": t.key, "model": t.model, "variant": t.label, "dataset": t.dataset,
-                           "train_condition": t.condition, "seed": t.seed, "status": "ok", "error": None,
-                                "fit": result.to_dict(), "checkpoint": str(ckpt.relative_to(out)),
-                                "params": model.num_parameters(), "device": common["device"],
-                                "wall_time_s": time.perf_counter() - start, "created_at": now_utc()})
-    except (DivergenceError, RuntimeError, ValueError) as exc:
-        # The cell failed: record it (reports show failed cells), and let the sweep go on.
-        reason = f"{type(exc).__name__}: {exc}"
-        emit_training({"train_key": t.key, "model": t.model, "variant": t.label, "dataset": t.dataset,
-                       "train_condition": t.condition, "seed": t.seed, "status": "failed", "error": reason,
-                            "fit": {"traceback": traceback.format_exc(limit=5)}, "checkpoint": None, "params": None,
-                            "device": common["device"], "wall_time_s": time.perf_counter() - start,
-                            "created_at": now_utc()})
+                                                       "model": t.model, "options": t.options,
+                                                       "training_row": _jsonable(row)})
+            emit_training(row)
+    except Exception as exc:  # noqa: BLE001 - any failure of a cell is recorded, never raised (see docstring)
+        reason = _reason(exc)
+        emit_training({**training, "status": "failed", "error": reason,
+                       "fit": {"traceback": traceback.format_exc(limit=5)}, "checkpoint": None, "params": None,
+                       "device": common["device"], "wall_time_s": time.perf_counter() - start,
+                       "created_at": now_utc()})
         for cell in cells:
             emit_result(cell, _row(common, cell, "failed", reason, {}, 0, best_epoch, 0.0), None)
         return
     for cell in cells:
         t0 = time.perf_counter()
-        test = cache.test_set(cell, dataset)
-        metrics, preds = evaluate(model, test, dataset.spec, device)
-        row = _row(common, cell, "ok", None, metrics, len(preds.uids), best_epoch, time.perf_counter() - t0)
-        emit_result(cell, row, {"uids": preds.uids, "targets": preds.targets, "outputs": preds.outputs})
+        try:
+            test = cache.test_set(cell, dataset)
+            metrics, preds = evaluate(model, test, dataset.spec, device)
+        except Exception as exc:  # noqa: BLE001 - the cell is recorded as failed, the others go on
+            emit_result(cell, _row(common, cell, "failed", _reason(exc), {}, 0, best_epoch,
+                                   time.perf_counter() - t0), None)
+        else:
+            row = _row(common, cell, "ok", None, metrics, len(preds.uids), best_epoch, time.perf_counter() - t0)
+            emit_result(cell, row, {"uids": preds.uids, "targets": preds.targets, "outputs": preds.outputs})
+        faults.hit("eval-cell")
+
+
+def _reason(exc: BaseException) -> str:
+    """``Type: message`` of a failure, as stored in the ``error`` column."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _jsonable(obj: Any) -> Any:
+    """``obj`` as plain JSON data (what a weights-only checkpoint can carry)."""
+    return json.loads(json.dumps(obj, default=str))
 
 
 def _row(common: dict[str, Any], cell: EvalCell, status: str, error: str | None, metrics: dict[str, float],

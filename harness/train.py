@@ -2,29 +2,85 @@
 
 Model selection only ever looks at the validation split (DESIGN.md rule 3). On CUDA the
 forward pass runs under autocast (bf16, or fp16 with a gradient scaler); on the CPU in fp32.
+
+Faults are stopped here, never turned into numbers: a non-finite training loss or validation
+output raises :class:`DivergenceError`; non-finite predictions raise
+:class:`NonFiniteOutputError`; running out of memory (CUDA OOM, a CPU allocation failure)
+halves the batch size and starts the pass again, down to batch size 1, after which
+:class:`OutOfMemoryError` says so. The batch size actually used is in ``FitResult.batch_size``.
 """
 
 from __future__ import annotations
 
 import copy
+import gc
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
+from harness import faults
 from harness.data.collate import Batch, collate_dialogues, collate_utterances, flat_output, flat_targets, flat_uids
 from harness.data.types import BenchDataset, DataSpec, Dialogue, inverse_frequency_weights
 from harness.metrics import compute_metrics, default_metric, higher_is_better
 from harness.models import BenchModel, as_output
 from harness.runtime import amp_dtype, autocast, select_device
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 
 class DivergenceError(RuntimeError):
     """Training produced a non-finite loss; the message names the epoch and step."""
+
+
+class NonFiniteOutputError(ValueError):
+    """A model's predictions contain NaN or inf; the message names the model and an utterance."""
+
+
+class OutOfMemoryError(RuntimeError):
+    """A pass ran out of memory even at batch size 1; the message names the pass and the cause."""
+
+
+_OOM_MESSAGES = ("out of memory", "can't allocate memory", "defaultcpuallocator", "failed to allocate")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for CUDA OOM, ``MemoryError`` and allocator failures reported as ``RuntimeError``."""
+    if isinstance(exc, MemoryError) or isinstance(exc, getattr(torch, "OutOfMemoryError", ())):
+        return True
+    return isinstance(exc, RuntimeError) and any(m in str(exc).lower() for m in _OOM_MESSAGES)
+
+
+def with_batch_backoff(run: Callable[[int], T], batch_size: int, what: str,
+                       device: torch.device | None = None) -> tuple[T, int, list[str]]:
+    """``run(batch_size)``, halving the batch size after each out-of-memory failure.
+
+    Returns ``(result, batch size used, one note per back-off)``. Other exceptions pass
+    through; running out of memory at batch size 1 raises :class:`OutOfMemoryError`.
+    """
+    bs, notes = int(batch_size), []
+    while True:
+        try:
+            return run(bs), bs, notes
+        except Exception as exc:  # noqa: BLE001 - filtered just below
+            if not is_out_of_memory(exc):
+                raise
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+        # out of the except block: the traceback (and the tensors its frames hold) is gone
+        if device is not None and device.type == "cuda":
+            gc.collect()
+            torch.cuda.empty_cache()
+        if bs <= 1:
+            raise OutOfMemoryError(f"{what}: out of memory even at batch size 1 ({reason})")
+        notes.append(f"batch size {bs}: {reason}; retrying with {max(1, bs // 2)}")
+        log.warning("%s: out of memory at batch size %d, retrying with %d (%s)", what, bs, max(1, bs // 2), reason)
+        bs = max(1, bs // 2)
 
 
 @dataclass
@@ -65,6 +121,8 @@ class FitResult:
     epochs_run: int
     train_time_s: float
     history: list[dict[str, float]] = field(default_factory=list)
+    batch_size: int | None = None
+    oom_backoffs: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,6 +138,7 @@ class Predictions:
     uids: list[str]
     targets: np.ndarray
     outputs: np.ndarray
+    batch_size: int | None = None
 
     def predicted(self, task: str) -> np.ndarray:
         return self.outputs.argmax(-1) if task == "classification" else self.outputs
@@ -108,13 +167,31 @@ def _batch_size(model: BenchModel, config: TrainConfig) -> int:
     return config.dialogue_batch_size if model.level == "dialogue" else config.batch_size
 
 
-@torch.inference_mode()
 def predict(model: BenchModel, dialogues: Sequence[Dialogue], spec: DataSpec, device: torch.device | str = "auto",
             batch_size: int | None = None, amp: bool = True) -> Predictions:
-    """Run ``model`` in eval mode over ``dialogues``; outputs are float32 on the CPU."""
+    """Run ``model`` in eval mode over ``dialogues``; outputs are float32 on the CPU.
+
+    Out of memory, the batch size is halved (see :func:`with_batch_backoff`); NaN or inf in
+    the outputs raise :class:`NonFiniteOutputError` instead of being scored.
+    """
     device = select_device(device)
     model.eval().to(device)
     bs = batch_size or (8 if model.level == "dialogue" else 64)
+    preds, used, _ = with_batch_backoff(lambda b: _predict(model, dialogues, spec, device, b, amp), bs,
+                                        f"prediction with {type(model).__name__}", device)
+    preds.batch_size = used
+    bad = ~np.isfinite(preds.outputs)
+    if bad.any():
+        rows = np.flatnonzero(bad.reshape(len(preds.uids), -1).any(axis=1))
+        raise NonFiniteOutputError(f"{type(model).__name__} produced {int(bad.sum())} non-finite output value(s) "
+                                   f"(NaN/inf) for {len(rows)} of {len(preds.uids)} utterances, first "
+                                   f"{preds.uids[int(rows[0])]!r}; refusing to score them")
+    return preds
+
+
+@torch.inference_mode()
+def _predict(model: BenchModel, dialogues: Sequence[Dialogue], spec: DataSpec, device: torch.device, bs: int,
+             amp: bool) -> Predictions:
     uids: list[str] = []
     targets, outputs = [], []
     for batch in iter_batches(model, dialogues, spec, bs):
@@ -141,14 +218,38 @@ def fit(model: BenchModel, dataset: BenchDataset, config: TrainConfig | None = N
     """Train ``model`` on ``dataset``'s train split, selecting the epoch on its valid split.
 
     On return the model holds the weights of the selected epoch. Raises
-    :class:`DivergenceError` when the loss stops being finite.
+    :class:`DivergenceError` when the loss stops being finite. Out of memory, training starts
+    again from the same initial weights and random state at half the batch size.
     """
     config = config or TrainConfig()
-    spec = dataset.spec
     device = select_device(device)
+    for split in ("train", "valid"):
+        if not dataset.splits[split]:
+            raise ValueError(f"dataset {dataset.name!r}: split {split!r} has no dialogues; fit needs both train "
+                             f"and valid")
+    model.to(device)
+    initial = copy.deepcopy(model.state_dict())
+    cpu_rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+    def attempt(bs: int) -> FitResult:
+        model.load_state_dict(initial)
+        torch.set_rng_state(cpu_rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state(cuda_rng, device)
+        return _fit(model, dataset, config, seed, device, progress, bs)
+
+    result, used, notes = with_batch_backoff(attempt, _batch_size(model, config),
+                                             f"training {type(model).__name__} on {dataset.name!r}", device)
+    result.batch_size, result.oom_backoffs = used, notes
+    return result
+
+
+def _fit(model: BenchModel, dataset: BenchDataset, config: TrainConfig, seed: int, device: torch.device,
+         progress: Callable[[dict[str, float]], None] | None, batch_size: int) -> FitResult:
+    spec = dataset.spec
     metric = config.selection_metric or default_metric(spec.task)
     better = higher_is_better(metric)
-    model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     use_scaler = amp_dtype(device) == torch.float16 and config.amp
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
@@ -165,7 +266,7 @@ def fit(model: BenchModel, dataset: BenchDataset, config: TrainConfig | None = N
     for epoch in range(1, config.epochs + 1):
         model.train()
         losses = []
-        for step, batch in enumerate(iter_batches(model, dataset.splits["train"], spec, _batch_size(model, config),
+        for step, batch in enumerate(iter_batches(model, dataset.splits["train"], spec, batch_size,
                                                   shuffle=True, generator=generator)):
             batch = batch.to(device)
             optimizer.zero_grad(set_to_none=True)
@@ -181,7 +282,11 @@ def fit(model: BenchModel, dataset: BenchDataset, config: TrainConfig | None = N
             scaler.step(optimizer)
             scaler.update()
             losses.append(loss.item())
-        valid, _ = evaluate(model, dataset.splits["valid"], spec, device)
+            faults.hit("train-step")
+        try:
+            valid, _ = evaluate(model, dataset.splits["valid"], spec, device)
+        except NonFiniteOutputError as exc:
+            raise DivergenceError(f"validation outputs became non-finite at epoch {epoch}: {exc}") from exc
         score = valid[metric]
         if math.isnan(score):
             raise DivergenceError(f"validation {metric} is NaN at epoch {epoch}")

@@ -4,14 +4,21 @@
 sequences plus lengths. ``dialogue`` models get :class:`DialogueBatch`: per modality
 ``[B, N, D]`` utterance vectors (each utterance's frames pooled by the model's declared
 rule) with an utterance mask and speaker ids. Models never parse files or pad by hand.
+
+This is where every input enters a model, so it is checked here: a missing modality, a
+feature tensor that is not ``[T >= 1, D]`` with the spec's ``D``, NaN or inf, or a dialogue
+without utterances raise :class:`InputError` (a ``ValueError``) naming the utterance and
+the modality, instead of an error from deep inside a model or a meaningless prediction.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Literal
 
+import numpy as np
 import torch
 
 from harness.data.types import DataSpec, Dialogue, Utterance
@@ -19,6 +26,34 @@ from harness.data.types import DataSpec, Dialogue, Utterance
 Pooling = Literal["mean", "max", "first", "last"]
 POOLINGS: tuple[str, ...] = ("mean", "max", "first", "last")
 IGNORE_INDEX = -100  # class label at padding positions (torch's cross-entropy default)
+
+
+class InputError(ValueError):
+    """Model input that breaks the data model; the message names the utterance and modality."""
+
+
+def check_utterance(u: Utterance, spec: DataSpec) -> None:
+    """Raise :class:`InputError` unless every modality of ``spec`` is a real ``[T >= 1, D]`` tensor."""
+    for m, d in spec.dims.items():
+        x = u.features.get(m)
+        if x is None:
+            raise InputError(f"utterance {u.uid!r}: modality {m!r} is missing (it has {sorted(u.features)})")
+        if not isinstance(x, torch.Tensor):
+            raise InputError(f"utterance {u.uid!r}: modality {m!r} is a {type(x).__name__}, expected a torch.Tensor")
+        if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] != d or x.is_complex() or x.dtype == torch.bool:
+            raise InputError(f"utterance {u.uid!r}: modality {m!r} has shape {tuple(x.shape)} and dtype {x.dtype}, "
+                             f"expected a real [T>=1, {d}] tensor")
+
+
+def _check_finite(x: torch.Tensor, modality: str, uids: Sequence[str]) -> None:
+    """``x``: ``[B, ...]``; raise :class:`InputError` naming the first item with NaN/inf."""
+    finite = torch.isfinite(x)
+    if not bool(finite.all()):
+        bad = (~finite).reshape(x.shape[0], -1).any(dim=1)
+        first = int(bad.nonzero()[0, 0])
+        kinds = "NaN" if bool(torch.isnan(x).any()) else "inf"
+        raise InputError(f"utterance {uids[first]!r}: modality {modality!r} has non-finite values ({kinds}); "
+                         f"{int((~finite).sum())} in this batch (load with nonfinite='zero' to repair them to 0)")
 
 
 def pool(x: torch.Tensor, rule: str) -> torch.Tensor:
@@ -106,11 +141,17 @@ def _labels(utts: Sequence[Utterance], spec: DataSpec) -> tuple[torch.Tensor | N
     if spec.task == "classification":
         for u in utts:
             if u.label is None:
-                raise ValueError(f"utterance {u.uid!r} has no class label but the task is classification")
+                raise InputError(f"utterance {u.uid!r} has no class label but the task is classification")
+            if isinstance(u.label, bool) or not isinstance(u.label, (int, np.integer)) \
+                    or not 0 <= u.label < int(spec.num_classes or 0):
+                raise InputError(f"utterance {u.uid!r}: label {u.label!r} is not a class index in "
+                                 f"0..{int(spec.num_classes or 0) - 1}")
         return torch.tensor([u.label for u in utts], dtype=torch.long), None
     for u in utts:
         if u.score is None:
-            raise ValueError(f"utterance {u.uid!r} has no regression score but the task is regression")
+            raise InputError(f"utterance {u.uid!r} has no regression score but the task is regression")
+        if isinstance(u.score, bool) or not isinstance(u.score, (int, float, np.number)) or not math.isfinite(u.score):
+            raise InputError(f"utterance {u.uid!r}: regression score {u.score!r} is not a finite number")
     return None, torch.tensor([u.score for u in utts], dtype=torch.float32)
 
 
@@ -118,6 +159,8 @@ def collate_utterances(utts: Sequence[Utterance], spec: DataSpec) -> UtteranceBa
     """Pad each modality of ``utts`` to the longest sequence in the batch."""
     if not utts:
         raise ValueError("cannot collate an empty list of utterances")
+    for u in utts:
+        check_utterance(u, spec)
     inputs, lengths = {}, {}
     for m, d in spec.dims.items():
         seqs = [u.features[m] for u in utts]
@@ -125,6 +168,7 @@ def collate_utterances(utts: Sequence[Utterance], spec: DataSpec) -> UtteranceBa
         out = torch.zeros(len(seqs), int(lens.max()), d, dtype=torch.float32)
         for i, s in enumerate(seqs):
             out[i, : s.shape[0]] = s
+        _check_finite(out, m, [u.uid for u in utts])
         inputs[m], lengths[m] = out, lens
     labels, scores = _labels(utts, spec)
     speakers = torch.tensor([u.speaker for u in utts], dtype=torch.long)
@@ -137,6 +181,11 @@ def collate_dialogues(dialogues: Sequence[Dialogue], spec: DataSpec, pooling: st
         raise ValueError("cannot collate an empty list of dialogues")
     if pooling not in POOLINGS:
         raise ValueError(f"pooling rule must be one of {POOLINGS}, got {pooling!r}")
+    for dlg in dialogues:
+        if not dlg.utterances:
+            raise InputError(f"dialogue {dlg.dialogue_id!r} has no utterances; a dialogue needs at least one")
+        for u in dlg.utterances:
+            check_utterance(u, spec)
     b, n = len(dialogues), max(len(d) for d in dialogues)
     inputs = {m: torch.zeros(b, n, d, dtype=torch.float32) for m, d in spec.dims.items()}
     mask = torch.zeros(b, n, dtype=torch.bool)
@@ -149,6 +198,7 @@ def collate_dialogues(dialogues: Sequence[Dialogue], spec: DataSpec, pooling: st
         utts = dlg.utterances
         for m in spec.dims:
             inputs[m][i, : len(utts)] = torch.stack([pool(u.features[m], pooling) for u in utts])
+            _check_finite(inputs[m][i, : len(utts)], m, [u.uid for u in utts])
         mask[i, : len(utts)] = True
         speakers[i, : len(utts)] = torch.tensor([u.speaker for u in utts], dtype=torch.long)
         lab, sc = _labels(utts, spec)

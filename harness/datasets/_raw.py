@@ -3,6 +3,10 @@
 A loader turns its layout into :class:`RawRecord` rows; :func:`build_raw_dataset` decodes the
 media with PyAV, runs the registered extractors (``text``/``audio``/``video`` options), caches
 every feature tensor on disk (:mod:`harness.datasets.feature_cache`) and returns the dataset.
+
+Names read from index files (video and clip ids, utterance ids) become paths, so every media
+path must resolve inside the dataset folder: a ``..`` name, an absolute name or a symlink that
+leads out of the folder is refused with :class:`DataError` before anything is opened.
 """
 
 from __future__ import annotations
@@ -38,6 +42,16 @@ class RawRecord:
     video_span: tuple[float, float] | None = None
 
 
+def confine(path: str | Path, root: str | Path, source: str, what: str) -> Path:
+    """``path`` itself if it resolves (symlinks followed) inside ``root``, else :class:`DataError`."""
+    base = Path(root).resolve()
+    resolved = Path(path).resolve()
+    if resolved != base and base not in resolved.parents:
+        raise DataError(f"{source}: {what}: path {str(path)!r} resolves to {str(resolved)!r}, outside the dataset "
+                        f"folder {str(base)!r} (a '..' or absolute name, or a symlink leading out); refused")
+    return Path(path)
+
+
 def make_extractors(text: str | None, audio: str | None, video: str | None,
                     options: dict[str, dict[str, Any]]) -> dict[str, Any]:
     out = {}
@@ -58,6 +72,10 @@ def build_raw_dataset(records: list[RawRecord], *, name: str, source: str, spec_
                       fps: float, frame_size: int, max_frames: int, missing: str, repairs: RepairLog) -> BenchDataset:
     if missing not in ("error", "skip"):
         raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
+    for r in records:
+        for m, p in (("audio", r.audio), ("video", r.video)):
+            if p is not None and m in extractors:
+                confine(p, source, source, f"utterance {r.uid!r} ({m})")
     kept = []
     for r in records:
         absent = [str(p) for m, p in (("audio", r.audio), ("video", r.video))

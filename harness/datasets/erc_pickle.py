@@ -20,6 +20,7 @@ from harness.datasets.validate import (
     check_label,
     check_nonfinite_option,
     held_out_valid,
+    names_the_file,
     to_features,
 )
 from harness.registry import DATASETS
@@ -129,6 +130,7 @@ def erc_pickle(path: str, label: str = "emotion", dataset: str = "auto", valid_f
                            nonfinite=nonfinite, name=name, sha256=sha256_file(path))
 
 
+@names_the_file
 def erc_from_object(obj: Any, source: str, label: str = "emotion", dataset: str = "auto", valid_fraction: float = 0.1,
                     seed: int = 0, nonfinite: str = "error", name: str | None = None,
                     sha256: str | None = None) -> BenchDataset:

@@ -21,6 +21,7 @@ from harness.datasets.validate import (
     check_label,
     check_nonfinite_option,
     check_score,
+    names_the_file,
     to_features,
 )
 from harness.registry import DATASETS
@@ -121,6 +122,7 @@ def mmsa(path: str, task: str = "regression", label: str = "M", nonfinite: str =
                             sha256=sha256_file(path))
 
 
+@names_the_file
 def mmsa_from_object(obj: Any, source: str, task: str = "regression", label: str = "M", nonfinite: str = "error",
                      name: str | None = None, sha256: str | None = None) -> BenchDataset:
     """Build the dataset from an already (safely) unpickled MMSA dict; see :func:`mmsa`."""

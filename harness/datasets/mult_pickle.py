@@ -16,7 +16,14 @@ import numpy as np
 from harness.data.types import SPLITS, BenchDataset, DataSpec, Dialogue, Utterance
 from harness.datasets.mmsa import MODALITY_KEYS, as_str, check_n, group_dialogues, require, split_dict
 from harness.datasets.safe_pickle import DataError, safe_load, sha256_file
-from harness.datasets.validate import RepairLog, check_dims, check_nonfinite_option, check_score, to_features
+from harness.datasets.validate import (
+    RepairLog,
+    check_dims,
+    check_nonfinite_option,
+    check_score,
+    names_the_file,
+    to_features,
+)
 from harness.registry import DATASETS
 
 MULT_IEMOCAP_CLASSES = ("neutral", "happy", "sad", "angry")
@@ -49,6 +56,7 @@ def mult_pickle(path: str, task: str = "auto", nonfinite: str = "error", name: s
     return mult_from_object(obj, str(path), task=task, nonfinite=nonfinite, name=name, sha256=sha256_file(path))
 
 
+@names_the_file
 def mult_from_object(obj: Any, source: str, task: str = "auto", nonfinite: str = "error", name: str | None = None,
                      sha256: str | None = None) -> BenchDataset:
     if task not in ("auto", "regression", "classification"):

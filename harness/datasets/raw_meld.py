@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.data.types import BenchDataset
-from harness.datasets._raw import RawRecord, build_raw_dataset, empty_split_check, make_extractors
+from harness.datasets._raw import RawRecord, build_raw_dataset, confine, empty_split_check, make_extractors
 from harness.datasets.safe_pickle import DataError
 from harness.datasets.validate import RepairLog
 from harness.registry import DATASETS
@@ -62,7 +62,7 @@ def raw_meld(path: str, label: str = "emotion", text: str | None = "hash-embed",
         hits = sorted(root.rglob(fname))
         if not hits:
             raise DataError(f"{root}: missing {fname} (split {split!r})")
-        csv = hits[0]
+        csv = confine(hits[0], root, str(root), f"split {split!r} index")
         df = pd.read_csv(csv, encoding_errors="replace")
         absent = [c for c in REQUIRED if c not in df.columns]
         if absent:

@@ -7,9 +7,11 @@ is dropped silently.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -18,6 +20,28 @@ from harness.datasets.safe_pickle import DataError
 
 log = logging.getLogger(__name__)
 MAX_LISTED_REPAIRS = 50
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def names_the_file(build: F) -> F:
+    """Wrap a loader ``build(obj, source, ...)`` so every failure is a :class:`DataError` naming ``source``.
+
+    The loaders check what they can name precisely (keys, shapes, labels); this catches the
+    rest of what a malformed or hostile file can provoke (a ``None`` where a dict belongs, a
+    ragged array, a string where a number belongs) instead of letting a ``TypeError`` or
+    ``IndexError`` from inside NumPy escape.
+    """
+
+    @functools.wraps(build)
+    def wrapper(obj: Any, source: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return build(obj, source, *args, **kwargs)
+        except DataError:
+            raise
+        except (TypeError, KeyError, IndexError, AttributeError, ValueError, OverflowError) as exc:
+            raise DataError(f"{source}: malformed content ({type(exc).__name__}: {exc})") from exc
+
+    return wrapper  # type: ignore[return-value]
 
 
 class RepairLog:
@@ -48,7 +72,8 @@ def to_features(x: Any, *, source: str, key: str, uid: str, repairs: RepairLog,
     ``nonfinite``: ``"error"`` (default) raises on NaN/inf left over; ``"zero"`` repairs them to 0.
     """
     try:
-        arr = np.asarray(x, dtype=np.float32)
+        with np.errstate(over="ignore"):  # values beyond float32 become inf, refused or repaired below
+            arr = np.asarray(x, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise DataError(f"{source}: key {key!r}, utterance {uid!r}: features are not numeric ({exc})") from exc
     if arr.ndim == 1:

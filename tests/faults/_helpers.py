@@ -1,0 +1,156 @@
+"""Shared pieces of the fault-injection suite: the tally behind its summary line, the tiny
+sweep it attacks, subprocess runs of ``mcer-bench run`` and store inspection."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+
+# Read by tests/faults/conftest.py's terminal summary: kill points survived, fuzzed inputs
+# tried, malicious files refused, rows lost (expected rows minus rows found, summed).
+TALLY: Counter[str] = Counter()
+
+
+def fuzz_settings(max_examples: int) -> settings:
+    """Bounded, reproducible hypothesis settings (no example database written to the repo)."""
+    return settings(max_examples=max_examples, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+
+# 1 model x 2 seeds x (clean + 2 severities) = 6 cells; batch_size 4 gives several steps per epoch.
+SWEEP = """
+[run]
+name = "faults"
+seeds = {seeds}
+executor = "{executor}"
+
+[train]
+epochs = 2
+batch_size = 4
+
+[[models]]
+name = "text-only"
+options = {{ hidden = 8 }}
+
+[[datasets]]
+name = "synthetic"
+options = {{ n_train = 4, n_valid = 2, n_test = 2, min_utts = 3, max_utts = 4, keep_raw = false }}
+
+[[corruptions]]
+name = "feature-gaussian"
+severities = [2, 5]
+options = {{ modality = "text" }}
+"""
+CELLS = 6
+
+
+def write_sweep(path: Path, seeds: tuple[int, ...] = (0, 1), executor: str = "local") -> Path:
+    path.write_text(SWEEP.format(seeds=list(seeds), executor=executor))
+    return path
+
+
+def env(**extra: str) -> dict[str, str]:
+    """The environment of a sweep subprocess: one torch thread (2 cores, shared), no fault unless given."""
+    out = {k: v for k, v in os.environ.items() if k != "MCER_BENCH_FAULT"}
+    out.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}, **extra)
+    return out
+
+
+def cli_run(cfg: Path, out: Path, *extra: str, fault: str | None = None, wait: bool = True,
+            cwd: Path | None = None, **env_extra: str) -> Any:
+    """``mcer-bench run CFG --out OUT --quiet --no-report`` in a fresh interpreter."""
+    cmd = [sys.executable, "-m", "harness", "run", str(cfg), "--out", str(out), "--quiet", "--no-report", *extra]
+    e = env(**({"MCER_BENCH_FAULT": fault} if fault else {}), **env_extra)
+    if wait:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=e, cwd=cwd)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e, cwd=cwd)
+
+
+@contextlib.contextmanager
+def connect(db: Path) -> Iterator[sqlite3.Connection]:
+    con = sqlite3.connect(db, timeout=30)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def count(db: Path, table: str = "results") -> int:
+    if not db.exists():
+        return 0
+    with connect(db) as con:
+        try:
+            return int(con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+        except sqlite3.OperationalError:  # created, schema not yet written
+            return 0
+
+
+def result_rows(db: Path) -> list[tuple]:
+    """What must not change between runs: key, labels, status, metrics JSON (exact), sizes."""
+    with connect(db) as con:
+        return sorted(con.execute("SELECT cell_key, variant, seed, corruption, severity, status, metrics, "
+                                  "n_utterances, best_epoch FROM results"))
+
+
+def assert_store_sound(db: Path, expected_cells: int, labelled: bool = True) -> None:
+    """Exactly one row per cell, no duplicate cell, every ok row complete with its predictions.
+
+    ``labelled``: also no two rows for one (variant, seed, corruption, severity).
+    """
+    with connect(db) as con:
+        n = con.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+        keys = con.execute("SELECT COUNT(DISTINCT cell_key) FROM results").fetchone()[0]
+        dupes = con.execute("SELECT variant, seed, corruption, severity, COUNT(*) c FROM results "
+                            "GROUP BY variant, seed, corruption, severity HAVING c > 1").fetchall()
+        orphans = con.execute("SELECT COUNT(*) FROM results r LEFT JOIN predictions p USING (cell_key) "
+                              "WHERE r.status = 'ok' AND (p.cell_key IS NULL OR r.metrics = '{}')").fetchone()[0]
+        stray = con.execute("SELECT COUNT(*) FROM predictions p LEFT JOIN results r USING (cell_key) "
+                            "WHERE r.cell_key IS NULL").fetchone()[0]
+    TALLY["rows lost"] += max(0, expected_cells - n)
+    assert (n, keys, dupes if labelled else [], orphans, stray) == (expected_cells, expected_cells, [], 0, 0)
+
+
+@contextlib.contextmanager
+def registered(registry: Any, name: str, obj: Any, **metadata: Any) -> Iterator[Any]:
+    """Register ``obj`` as ``name`` for the duration of a test, then remove it again."""
+    registry.register(name, **metadata)(obj)
+    try:
+        yield obj
+    finally:
+        registry._entries.pop(name, None)
+
+
+def sweep_data(seeds: tuple[int, ...] = (0, 1), **changes: Any) -> dict[str, Any]:
+    """The fault sweep as a config dict; ``changes`` replace top-level sections."""
+    import tomllib
+
+    data = tomllib.loads(SWEEP.format(seeds=list(seeds), executor="local"))
+    data.update(changes)
+    return data
+
+
+def sweep_in_process(data: dict[str, Any], out: Path) -> Any:
+    """Validate ``data`` and run it with :func:`harness.sweep.run_sweep` in this process."""
+    from harness.config import parse_config
+    from harness.sweep import run_sweep
+
+    return run_sweep(parse_config(data), out, raw_config=data, progress=False, log=lambda _msg: None)
+
+
+class Evil:
+    """Unpickling this runs ``touch <sentinel>``, as a malicious file would."""
+
+    def __init__(self, sentinel: str) -> None:
+        self.sentinel = sentinel
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.sentinel}",))
