@@ -61,6 +61,9 @@ def _check_severities(values: list[int], lowest: int, message: str) -> list[int]
     return sorted(set(values))
 
 
+EXECUTORS = ("local", "processes", "ray")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=False)
 
@@ -72,6 +75,7 @@ class RunSection(_Strict):
     device: str = "auto"
     metric: str | None = None
     executor: str = "local"
+    workers: int | None = Field(default=None, ge=1)  # executor "processes": pool size (default: the CPU cores)
 
     @field_validator("name")
     @classmethod
@@ -95,8 +99,8 @@ class RunSection(_Strict):
     @field_validator("executor")
     @classmethod
     def _executor(cls, v: str) -> str:
-        if v not in ("local", "ray"):
-            raise ValueError(f"executor must be 'local' or 'ray', got {v!r}")
+        if v not in EXECUTORS:
+            raise ValueError(f"executor must be one of {EXECUTORS}, got {v!r}")
         return v
 
 
@@ -180,6 +184,18 @@ class ReportSection(_Strict):
     metric: str | None = None
     reference: str | None = None  # model label for mCE and effective robustness (e.g. "late-fusion")
     full_model: str | None = None  # model label the ablation compares against (e.g. "mcer")
+    # corruption label of the ablation's "under noise" column (its highest severity); default: the
+    # corruption at whose highest severity the full model scores worst
+    ablation_corruption: str | None = None
+
+
+class DeploymentSection(_Strict):
+    """The deployment profile measured after the grid, once per model and dataset (from the
+    first seed's clean-trained checkpoint): see ``reports.deployment.deployment_profile``."""
+
+    enabled: bool = True
+    max_utterances: int = Field(default=20, ge=1, le=1000)  # longest streamed dialogue, throughput batch
+    repeats: int = Field(default=3, ge=1, le=100)
 
 
 class SweepConfig(_Strict):
@@ -192,6 +208,7 @@ class SweepConfig(_Strict):
     train_conditions: list[TrainConditionEntry] = Field(default_factory=list)
     include_clean_training: bool = True
     report: ReportSection = Field(default_factory=ReportSection)
+    deployment: DeploymentSection = Field(default_factory=DeploymentSection)
 
 
 def _format_pydantic(err: ValidationError, source: str) -> str:

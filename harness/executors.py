@@ -1,4 +1,7 @@
-"""The Ray executor: one Ray task per training cell with its evaluation grid.
+"""Parallel executors: one task per training cell with its evaluation grid.
+
+``run_on_processes`` (executor ``"processes"``) uses a pool of local worker processes;
+``run_on_ray`` (executor ``"ray"``) uses Ray tasks, locally or on a cluster.
 
 Workers train (or restore) the model, evaluate its cells and return the result rows and
 predictions; the driver alone writes the result store, so the store never sees concurrent
@@ -13,6 +16,7 @@ GPU when the cluster has GPUs, else one CPU.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,12 +24,17 @@ from typing import Any
 from harness.runtime import select_device
 from harness.sweep import DatasetCache, EvalCell, TrainingCell, run_training_cell
 
+_WORKER_CACHE: DatasetCache | None = None  # one per worker process: datasets and corrupted test sets are reused
+
 
 def _train_and_evaluate(t: TrainingCell, cells: list[EvalCell], out: str, device_name: str,
                         cfg_hash: str) -> tuple[list[dict[str, Any]], list[tuple[EvalCell, dict[str, Any], Any]]]:
+    global _WORKER_CACHE
+    if _WORKER_CACHE is None:
+        _WORKER_CACHE = DatasetCache()
     trainings: list[dict[str, Any]] = []
     results: list[tuple[EvalCell, dict[str, Any], Any]] = []
-    run_training_cell(t, cells, DatasetCache(), Path(out), select_device(device_name), cfg_hash, trainings.append,
+    run_training_cell(t, cells, _WORKER_CACHE, Path(out), select_device(device_name), cfg_hash, trainings.append,
                       lambda cell, row, preds: results.append((cell, row, preds)))
     return trainings, results
 
@@ -57,3 +66,59 @@ def run_on_ray(todo: list[tuple[TrainingCell, list[EvalCell]]], out: Path, devic
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _init_process_worker(threads: int) -> None:
+    """Pool worker set-up: ``threads`` torch threads, and die with the driver (Linux)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    try:  # PR_SET_PDEATHSIG: a SIGKILLed driver must not leave workers training on
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def default_workers() -> int:
+    """Worker processes when ``run.workers`` is not set: the CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def run_on_processes(todo: list[tuple[TrainingCell, list[EvalCell]]], out: Path, device_name: str, cfg_hash: str,
+                     emit_training: Callable[[dict[str, Any]], None],
+                     emit_result: Callable[[EvalCell, dict[str, Any], Any], None], workers: int) -> None:
+    """Run the training cells of ``todo`` on ``workers`` local processes (spawned, each with
+    ``cores // workers`` torch threads); the driver writes results as each cell finishes.
+
+    A worker that dies (e.g. killed by the kernel for memory) aborts the sweep with the
+    training cell named; what was stored stays, and ``--resume`` goes on from there.
+    """
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    if workers < 1:
+        raise ValueError(f"run.workers must be >= 1, got {workers}")
+    threads = max(1, default_workers() // workers)
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                initializer=_init_process_worker, initargs=(threads,)) as pool:
+        futures = {pool.submit(_train_and_evaluate, t, cells, str(out.resolve()), device_name, cfg_hash): t
+                   for t, cells in todo}
+        try:
+            for fut in cf.as_completed(futures):
+                try:
+                    trainings, results = fut.result()
+                except cf.process.BrokenProcessPool as exc:
+                    t = futures[fut]
+                    raise RuntimeError(f"a worker process died while running training cell {t.label!r} "
+                                       f"seed {t.seed} ({exc}); stored cells are kept, rerun with --resume") from None
+                for row in trainings:
+                    emit_training(row)
+                for cell, row, preds in results:
+                    emit_result(cell, row, preds)
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise

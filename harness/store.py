@@ -73,6 +73,13 @@ CREATE TABLE IF NOT EXISTS trainings (
     wall_time_s REAL NOT NULL,
     created_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS artifacts (
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (kind, name)
+);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     config TEXT NOT NULL,
@@ -153,7 +160,20 @@ class ResultStore:
             con.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?)",
                         (run_id, json.dumps(config, sort_keys=True), config_hash, json.dumps(provenance), created_at))
 
+    def add_artifact(self, kind: str, name: str, payload: dict[str, Any], created_at: str) -> None:
+        """Store (or replace) one JSON record a report needs besides the result rows, e.g.
+        ``kind="deployment"`` (a model's deployment profile) or ``"dataset_card"``."""
+        with closing(self._connect()) as con, con:
+            con.execute("INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?)",
+                        (kind, name, json.dumps(payload, sort_keys=True), created_at))
+
     # -- reads ----------------------------------------------------------------------
+    def artifacts(self, kind: str) -> dict[str, dict[str, Any]]:
+        """``name -> payload`` of every artifact of ``kind`` (empty when there is none)."""
+        with closing(self._connect()) as con:
+            rows = con.execute("SELECT name, payload FROM artifacts WHERE kind = ? ORDER BY name", (kind,)).fetchall()
+        return {r[0]: json.loads(r[1]) for r in rows}
+
     def stored_keys(self) -> set[str]:
         with closing(self._connect()) as con:
             return {r[0] for r in con.execute("SELECT cell_key FROM results")}

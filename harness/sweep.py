@@ -410,10 +410,18 @@ def run_sweep(cfg: SweepConfig, out: str | Path, raw_config: dict[str, Any] | No
             from harness.executors import run_on_ray
 
             run_on_ray(todo, out, cfg.run.device, cfg_hash, store.add_training, on_result)
+        elif cfg.run.executor == "processes" and todo:
+            from harness.executors import default_workers, run_on_processes
+
+            run_on_processes(todo, out, cfg.run.device, cfg_hash, store.add_training, on_result,
+                             cfg.run.workers or min(default_workers(), len(todo)))
         else:
             for t, cells in todo:
                 run_training_cell(t, cells, cache, out, device, cfg_hash, store.add_training, on_result)
         bar.close()
+        from harness.post_sweep import run_post_sweep
+
+        run_post_sweep(cfg, plan.trainings, cache, store, out, device, log)
     return SweepSummary(out, len(todo), n_cells, plan.n_evaluations - n_cells, failed, time.perf_counter() - start)
 
 

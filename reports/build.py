@@ -11,10 +11,19 @@ from harness.store import ResultStore
 from reports.ablation import ablation_figure
 from reports.aggregate import curves
 from reports.curves import robustness_figure
+from reports.deployment import deployment_table
 from reports.heatmap import drop_heatmap
-from reports.latex import ablation_rows, ablation_table, main_results_table, robustness_table, severity_table
+from reports.latex import (
+    ablation_rows,
+    ablation_table,
+    dataset_cards_table,
+    main_results_table,
+    robustness_table,
+    severity_table,
+)
 from reports.robustness import mce_table, robustness_summary
 from reports.scatter import clean_vs_robust
+from reports.style import model_styles
 from reports.tables import robustness_markdown
 
 
@@ -38,8 +47,18 @@ def build_report(run_dir: str | Path, metric: str | None = None) -> dict[str, li
     summary = curves(df, metric)
     summary.to_csv(tables / "robustness_curves.csv", index=False)
     written: dict[str, list[str]] = {"figures": [], "tables": [str(tables / "robustness_curves.csv")]}
+    report_cfg = runs[-1]["config"].get("report", {}) if runs else {}
+    full_model = report_cfg.get("full_model")  # None skips the ablation
+    styles = model_styles(sorted(df["variant"].unique()))  # one colour per model in every figure
+    ablated = _ablation_variants(df[df["status"] == "ok"], full_model)
+    main_models = sorted(set(df["variant"]) - set(ablated))
     for dataset in sorted(summary["dataset"].unique()):
-        written["figures"] += robustness_figure(summary, metric, figures / f"robustness_{dataset}", dataset)
+        # the main figure compares the full model with the baselines; its variants get their own
+        written["figures"] += robustness_figure(summary, metric, figures / f"robustness_{dataset}", dataset,
+                                                variants=main_models, styles=styles)
+        if ablated:
+            written["figures"] += robustness_figure(summary, metric, figures / f"robustness_ablation_{dataset}",
+                                                    dataset, variants=[full_model, *ablated], styles=styles)
     md = robustness_markdown(summary, metric)
     (tables / "robustness.md").write_text(md)
     written["tables"].append(str(tables / "robustness.md"))
@@ -51,9 +70,7 @@ def build_report(run_dir: str | Path, metric: str | None = None) -> dict[str, li
         written["tables"].extend([str(tables / f"{stem}.tex"), str(tables / f"{stem}.md")])
         return md_
 
-    report_cfg = runs[-1]["config"].get("report", {}) if runs else {}
     reference = report_cfg.get("reference")  # None skips mCE / effective robustness
-    full_model = report_cfg.get("full_model")  # None skips the ablation
     paper_md = []
     corrupted = sorted(set(df["corruption"]) - {"clean"})
     ok = df[df["status"] == "ok"]
@@ -69,18 +86,29 @@ def build_report(run_dir: str | Path, metric: str | None = None) -> dict[str, li
             written["figures"] += drop_heatmap(rob, worst, figures / f"drop_heatmap_{dataset}")
             written["figures"] += clean_vs_robust(rob, figures / f"clean_vs_robust_{dataset}", metric=metric)
         if full_model is not None and full_model in set(df["variant"]):
-            abl = ablation_rows(ok, metric, full=full_model, dataset=dataset, predictions=store.predictions)
+            abl = ablation_rows(ok, metric, full=full_model, dataset=dataset, predictions=store.predictions,
+                                variants=ablated or None, corruption=report_cfg.get("ablation_corruption"))
             abl.to_csv(tables / f"ablation_{dataset}.csv", index=False)
             paper_md.append(_write_pair(f"ablation_{dataset}", ablation_table(abl, metric, full_model)))
             written["figures"] += ablation_figure(abl, figures / f"ablation_{dataset}", metric=metric)
     if corrupted:
-        paper_md.append(_write_pair("severities", severity_table(corrupted)))
+        # rows carry user labels ("audio-white (spikes)"); the table needs the registered names
+        names = [o.get("name", c) for c, o in zip(df["corruption"], df["corruption_options"]) if c != "clean"]
+        paper_md.append(_write_pair("severities", severity_table(names)))
+    cards = store.artifacts("dataset_card")
+    if cards:
+        paper_md.append(_write_pair("datasets", dataset_cards_table(list(cards.values()))))
+    paper_md += _deployment_tables(store.artifacts("deployment"), df, _write_pair)
+    for dataset in sorted(df["dataset"].unique()):  # drawn at run time from raw media (not in the store)
+        gallery = figures / f"gallery_{dataset}.png"
+        if gallery.exists():
+            written["figures"] += [str(gallery), str(gallery.with_suffix(".pdf"))]
     store.to_csv(run_dir / "results.csv")
     report = [f"# mcer-bench report: {run_dir.name}", "",
               f"Headline metric: `{metric}`. Rows: {len(df)} ({int((df['status'] != 'ok').sum())} failed).", ""]
     for f in written["figures"]:
         if f.endswith(".png"):
-            report.append(f"![robustness curves]({Path(f).relative_to(run_dir)})")
+            report.append(f"![{Path(f).stem}]({Path(f).relative_to(run_dir)})")
     failed = df[df["status"] != "ok"]
     if len(failed):
         report += ["## Failed cells", "", "| model | seed | corruption | severity | reason |", "|---|---|---|---|---|"]
@@ -95,6 +123,30 @@ def build_report(run_dir: str | Path, metric: str | None = None) -> dict[str, li
     _write_index(run_dir, written, runs[-1] if runs else None)
     written["tables"].append(str(run_dir / "index.html"))
     return written
+
+
+def _ablation_variants(ok, full_model: str | None) -> list[str]:
+    """Labels of the other configurations of the full model's registered model (e.g. the
+    ``mcer-ablation`` set): what the ablation compares, rather than the sweep's baselines."""
+    if full_model is None or full_model not in set(ok["variant"]):
+        return []
+    family = set(ok.loc[ok["variant"] == full_model, "model"])
+    return sorted(set(ok.loc[ok["model"].isin(family), "variant"]) - {full_model})
+
+
+def _deployment_tables(records: dict[str, dict], df, write_pair) -> list[str]:
+    """``tables/deployment_<dataset>.{tex,md}``: one row per model label (in the order of the
+    result rows), from the ``deployment`` artifacts a sweep stored; returns the Markdown."""
+    out = []
+    order = list(dict.fromkeys(df["variant"]))
+    for dataset in sorted({r.get("dataset") for r in records.values()} - {None}):
+        recs = [r for r in records.values() if r.get("dataset") == dataset]
+        recs.sort(key=lambda r: (order.index(r["variant"]) if r["variant"] in order else len(order), r["variant"],
+                                 str(r.get("device"))))
+        devices = {str(r.get("device")) for r in recs}
+        names = [r["variant"] if len(devices) == 1 else f"{r['variant']} ({r.get('device')})" for r in recs]
+        out.append(write_pair(f"deployment_{dataset}", deployment_table(recs, names)))
+    return out
 
 
 def _write_index(run_dir: Path, written: dict[str, list[str]], run: dict | None) -> None:

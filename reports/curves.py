@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -11,19 +12,28 @@ import pandas as pd
 from reports.style import ONE_COLUMN_IN, RC, TWO_COLUMN_IN, model_styles, save
 
 
-def robustness_figure(summary: pd.DataFrame, metric: str, stem: str | Path, dataset: str | None = None) -> list[str]:
+def robustness_figure(summary: pd.DataFrame, metric: str, stem: str | Path, dataset: str | None = None,
+                      variants: Sequence[str] | None = None,
+                      styles: Mapping[str, Mapping[str, object]] | None = None) -> list[str]:
     """Plot the curves of :func:`reports.aggregate.curves` output; write PNG and PDF.
 
     One panel per corruption (defence ``none``), one line per model with its 95% CI band.
+    ``variants`` restricts the lines to those model labels; ``styles`` (``model_styles`` over every
+    label of the run) keeps a model's colour the same across figures that show different subsets.
     """
     data = summary[summary["defense"] == "none"]
     if dataset is not None:
         data = data[data["dataset"] == dataset]
+    if variants is not None:
+        data = data[data["variant"].isin(list(variants))]
     if data.empty:
         raise ValueError("robustness_figure: no rows to plot")
     corruptions = sorted(data["corruption"].unique())
     models = sorted(data["variant"].unique())
-    styles = model_styles(models)
+    styles = dict(styles) if styles is not None else model_styles(models)
+    missing = [m for m in models if m not in styles]
+    if missing:
+        raise ValueError(f"robustness_figure: styles lacks models {missing}")
     ncols = min(3, len(corruptions))
     nrows = math.ceil(len(corruptions) / ncols)
     width = ONE_COLUMN_IN if ncols == 1 else TWO_COLUMN_IN

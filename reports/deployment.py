@@ -17,7 +17,10 @@
   which misses allocations reused from memory the process already held, so it is a lower bound.
 * ``rtf`` — real-time factor ``latency_p50 / utterance_duration_s`` (``rtf_p95`` with p95);
   < 1 keeps up with live speech. The duration is an argument, e.g. the mean duration of the
-  synthetic data set (:func:`mean_utterance_duration`).
+  synthetic data set (:func:`mean_utterance_duration`); ``None`` (no raw audio to take it
+  from) leaves ``rtf``, ``rtf_p95`` and ``real_time`` as ``None``.
+* ``real_time`` — ``rtf_p95 < 1``: 95% of streamed utterances are answered before the next
+  one of the same length could have been spoken.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from harness.runtime import describe_device, select_device
 
 FIELDS = ("model", "level", "device", "params", "flops_per_utt", "peak_mem_mb", "peak_mem_method",
           "latency_ms_p50", "latency_ms_p95", "latency_ms_p99", "throughput_utt_s", "rtf", "rtf_p95",
-          "utterance_duration_s", "n_utts_max", "frames", "repeats")
+          "real_time", "utterance_duration_s", "n_utts_max", "frames", "repeats")
 
 
 def mean_utterance_duration(dataset: BenchDataset, split: str = "test") -> float:
@@ -112,7 +115,7 @@ def _timed(fn: Callable[[], Any], device: torch.device) -> float:
 @torch.inference_mode()
 def deployment_profile(model: BenchModel, spec: DataSpec, device: str | torch.device = "auto",
                        n_utts_max: int = 20, repeats: int = 3, warmup: int = 2, frames: int = 20,
-                       utterance_duration_s: float = 1.0, seed: int = 0) -> dict[str, Any]:
+                       utterance_duration_s: float | None = 1.0, seed: int = 0) -> dict[str, Any]:
     """Profile ``model`` (see the module docstring for every field); returns a dict with the keys
     of :data:`FIELDS`. Latencies in milliseconds, memory in MiB, throughput in utterances/s.
 
@@ -126,7 +129,7 @@ def deployment_profile(model: BenchModel, spec: DataSpec, device: str | torch.de
                         ("frames", frames, 1)):
         if not isinstance(v, int) or v < lo:
             raise ValueError(f"deployment_profile: {name} must be an integer >= {lo}, got {v!r}")
-    if not utterance_duration_s > 0:
+    if utterance_duration_s is not None and not utterance_duration_s > 0:
         raise ValueError(f"deployment_profile: utterance_duration_s must be > 0 seconds, got {utterance_duration_s!r}")
     if model.level not in ("utterance", "dialogue"):
         raise ValueError(f"model {type(model).__name__} declares level {model.level!r}; expected 'utterance' or 'dialogue'")
@@ -153,16 +156,18 @@ def deployment_profile(model: BenchModel, spec: DataSpec, device: str | torch.de
             step(k)
         full_batch()
 
+    latencies = [_timed(lambda k=k: step(k), device) for _ in range(repeats) for k in range(1, n_utts_max + 1)]
+    batch_times = [_timed(full_batch, device) for _ in range(repeats)]
+    # Memory in a pass of its own: the CPU sampler thread would otherwise add jitter to the timings.
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     sampler = _RssPeak() if device.type != "cuda" else None
-    latencies, batch_times = [], []
     if sampler is not None:
         sampler.__enter__()
     try:
-        for _ in range(repeats):
-            latencies += [_timed(lambda k=k: step(k), device) for k in range(1, n_utts_max + 1)]
-        batch_times = [_timed(full_batch, device) for _ in range(repeats)]
+        for k in range(1, n_utts_max + 1):
+            step(k)
+        full_batch()
     finally:
         if sampler is not None:
             sampler.__exit__(None, None, None)
@@ -182,8 +187,11 @@ def deployment_profile(model: BenchModel, spec: DataSpec, device: str | torch.de
         "peak_mem_mb": float(peak_mb), "peak_mem_method": method,
         "latency_ms_p50": p50, "latency_ms_p95": p95, "latency_ms_p99": p99,
         "throughput_utt_s": float(n_utts_max / np.median(batch_times)),
-        "rtf": p50 / 1000.0 / utterance_duration_s, "rtf_p95": p95 / 1000.0 / utterance_duration_s,
-        "utterance_duration_s": float(utterance_duration_s), "n_utts_max": n_utts_max, "frames": frames,
+        "rtf": None if utterance_duration_s is None else p50 / 1000.0 / utterance_duration_s,
+        "rtf_p95": None if utterance_duration_s is None else p95 / 1000.0 / utterance_duration_s,
+        "real_time": None if utterance_duration_s is None else bool(p95 / 1000.0 < utterance_duration_s),
+        "utterance_duration_s": None if utterance_duration_s is None else float(utterance_duration_s),
+        "n_utts_max": n_utts_max, "frames": frames,
         "repeats": repeats,
     }
 
@@ -198,7 +206,9 @@ def _human(n: float) -> str:
 def deployment_table(profiles: Sequence[dict[str, Any]], names: Sequence[str] | None = None) -> tuple[str, str]:
     """``(latex, markdown)`` table of :func:`deployment_profile` results, one row per profile
     (row names from ``names`` or each profile's ``model``); best (lowest cost / highest
-    throughput) per column in bold."""
+    throughput) per column in bold. The last column says whether the model keeps up with live
+    speech (``real_time``: p95 streaming latency below the utterance duration). A record with
+    ``status = "failed"`` (as stored by a sweep) gets a row saying so, with its reason."""
     from reports.latex import Table, _best_mask
 
     if not profiles:
@@ -212,16 +222,32 @@ def deployment_table(profiles: Sequence[dict[str, Any]], names: Sequence[str] | 
             ("latency_ms_p95", "p95 (ms)", False, lambda v: f"{v:.2f}"),
             ("latency_ms_p99", "p99 (ms)", False, lambda v: f"{v:.2f}"),
             ("throughput_utt_s", "Utt/s", True, lambda v: f"{v:.0f}"), ("rtf", "RTF", False, lambda v: f"{v:.4f}")]
+    ok = [p.get("status", "ok") == "ok" for p in profiles]
     for i, p in enumerate(profiles):
         missing = [k for k, *_ in cols if k not in p]
-        if missing:
+        if ok[i] and missing:
             raise ValueError(f"deployment_table: profile {i} lacks {missing}; pass deployment_profile(...) output")
-    rows = [[n] + [f(p[k]) for k, _, _, f in cols] for n, p in zip(names, profiles)]
-    masks = [_best_mask([float(p[k]) for p in profiles], hi) for k, _, hi, _ in cols]
-    bold = [[False] + [m[i] for m in masks] for i in range(len(profiles))]
+    rows, values = [], []
+    for n, p, good in zip(names, profiles, ok):
+        if not good:
+            rows.append([n] + ["–"] * len(cols) + [f"failed: {p.get('error', '?')}"])
+            values.append([float("nan")] * len(cols))
+            continue
+        vals = [float("nan") if p[k] is None else float(p[k]) for k, *_ in cols]
+        values.append(vals)
+        rt = p.get("real_time")
+        rows.append([n] + ["n/a" if v != v else f(v) for v, (_, _, _, f) in zip(vals, cols)]
+                    + ["n/a" if rt is None else ("yes" if rt else "no")])
+    masks = [_best_mask([v[j] for v in values], hi) for j, (_, _, hi, _) in enumerate(cols)]
+    bold = [[False] + [m[i] for m in masks] + [False] for i in range(len(profiles))]
     devices = sorted({str(p.get("device", "?")) for p in profiles})
-    methods = sorted({str(p.get("peak_mem_method", "?")) for p in profiles})
-    t = Table(["Model"] + [h for _, h, _, _ in cols], rows, bold, caption="Deployment cost.", label="tab:deployment",
-              note=f"Device: {', '.join(devices)}; memory: {', '.join(methods)}; latency: one utterance appended "
-                   "to a growing dialogue, after warm-up; RTF = p50 latency / utterance audio duration.")
+    methods = sorted({str(p.get("peak_mem_method")) for p, good in zip(profiles, ok) if good})
+    durations = sorted({round(float(p["utterance_duration_s"]), 3) for p, good in zip(profiles, ok)
+                        if good and p.get("utterance_duration_s") is not None})
+    dur = f"{', '.join(f'{d:g}' for d in durations)} s" if durations else "unknown (no raw audio)"
+    t = Table(["Model"] + [h for _, h, _, _ in cols] + ["Real time?"], rows, bold, caption="Deployment cost.",
+              label="tab:deployment",
+              note=f"Device: {', '.join(devices)}; memory: {', '.join(methods) or 'n/a'}; latency: one utterance "
+                   f"appended to a growing dialogue, after warm-up; RTF = p50 latency / mean utterance duration "
+                   f"({dur}); real time = p95 latency below the utterance duration.")
     return t.both()

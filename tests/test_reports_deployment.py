@@ -36,9 +36,19 @@ def test_table_and_bad_input(profile, tiny_dataset):
     tex, md = deployment_table([profile, slow], names=["fast", "slow"])
     assert r"\toprule" in tex and r"\bottomrule" in tex
     rows = [ln for ln in md.splitlines() if ln.startswith("| fast") or ln.startswith("| slow")]
-    assert len(rows) == 2 and rows[0].count("|") == 10
+    assert len(rows) == 2 and rows[0].count("|") == 11
     assert "**" in rows[0].split("|")[5] and "**" not in rows[1].split("|")[5]  # p50 column
     with pytest.raises(ValueError, match="n_utts_max"):
         deployment_profile(MODELS.create("text-only", tiny_dataset.spec), tiny_dataset.spec, device="cpu", n_utts_max=0)
     with pytest.raises(ValueError, match="lacks"):
         deployment_table([{"model": "x"}])
+
+
+def test_table_says_real_time_and_shows_failed_and_unknown_duration(profile):
+    no_audio = {**profile, "rtf": None, "rtf_p95": None, "real_time": None, "utterance_duration_s": None}
+    failed = {"status": "failed", "error": "CheckpointError: digest mismatch", "device": profile["device"]}
+    _, md = deployment_table([profile, no_audio, failed], names=["a", "b", "c"])
+    rows = {ln.split("|")[1].strip(): ln for ln in md.splitlines() if ln.startswith("| ") and "---" not in ln}
+    assert rows["a"].rstrip(" |").endswith("yes" if profile["real_time"] else "no")
+    assert rows["b"].rstrip(" |").endswith("n/a")
+    assert "failed: CheckpointError: digest mismatch" in rows["c"]

@@ -1,0 +1,142 @@
+"""After the grid: what a report needs besides the result rows, stored in the run directory.
+
+* ``dataset_card`` artifacts: each dataset's card (``harness.datasets.detect.dataset_card``).
+* ``deployment`` artifacts: one deployment profile per model label and dataset
+  (``reports.deployment.deployment_profile``), measured on the checkpoint of the first seed
+  trained on clean data, after every training has finished, so no training competes with the
+  timing. Stored under ``"<label>|<dataset>|<device>"``; a resumed run measures only what is missing.
+* ``figures/gallery_<dataset>.{png,pdf}``: the sweep's raw-media corruptions at severities 0..5
+  on one test utterance (needs the dataset's raw media; drawn once).
+
+Everything here is best effort for one item at a time: a model whose checkpoint is missing or
+fails to load gets a ``deployment`` record with ``status = "failed"`` and the reason, which the
+report shows, and the others go on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.checkpoint import CheckpointError, load_checkpoint
+from harness.config import SweepConfig
+from harness.provenance import now_utc
+from harness.registry import CORRUPTIONS, MODELS
+from harness.runtime import describe_device
+from harness.store import ResultStore
+
+log = logging.getLogger(__name__)
+
+
+def deployment_key(label: str, dataset: str, device: str) -> str:
+    return f"{label}|{dataset}|{device}"
+
+
+def record_dataset_cards(cfg: SweepConfig, cache: Any, store: ResultStore) -> int:
+    """Store the card of every dataset of ``cfg``; returns how many were written."""
+    from harness.datasets.detect import dataset_card
+
+    n = 0
+    for entry in cfg.datasets:
+        card = dataset_card(cache.dataset(entry.name, entry.options))
+        store.add_artifact("dataset_card", entry.name, card, now_utc())
+        n += 1
+    return n
+
+
+def _first_clean_trainings(trainings: Sequence[Any]) -> list[Any]:
+    """One training cell per (label, dataset): clean condition if present, lowest seed."""
+    chosen: dict[tuple[str, str], Any] = {}
+    for t in trainings:
+        k = (t.label, t.dataset)
+        cur = chosen.get(k)
+        rank = (t.condition != "clean", t.seed)
+        if cur is None or rank < (cur.condition != "clean", cur.seed):
+            chosen[k] = t
+    return list(chosen.values())
+
+
+def record_deployment(cfg: SweepConfig, trainings: Sequence[Any], cache: Any, store: ResultStore, out: Path,
+                      device: torch.device, log_fn: Callable[[str], None] = print) -> int:
+    """Profile each model once per dataset (see the module doc); returns how many were measured."""
+    from reports.deployment import deployment_profile, mean_utterance_duration
+
+    if not cfg.deployment.enabled:
+        return 0
+    dev = describe_device(device)
+    done = store.artifacts("deployment")
+    todo = [t for t in _first_clean_trainings(trainings) if deployment_key(t.label, t.dataset, dev) not in done]
+    if todo:
+        log_fn(f"deployment: profiling {len(todo)} model(s) on {dev}")
+    measured = 0
+    for t in todo:
+        key = deployment_key(t.label, t.dataset, dev)
+        base = {"variant": t.label, "model_name": t.model, "dataset": t.dataset, "train_key": t.key, "seed": t.seed}
+        try:
+            dataset = cache.dataset(t.dataset, t.dataset_options)
+            state, _meta = load_checkpoint(out / "checkpoints" / f"{t.key}.pt")
+            model = MODELS.create(t.model, dataset.spec, **t.options)
+            model.load_state_dict(state)
+            try:
+                duration: float | None = mean_utterance_duration(dataset)
+            except ValueError:
+                duration = None  # no raw audio: no real-time factor
+            profile = deployment_profile(model, dataset.spec, device, n_utts_max=cfg.deployment.max_utterances,
+                                         repeats=cfg.deployment.repeats, utterance_duration_s=duration)
+            record = {**base, **profile, "status": "ok", "error": None}
+            measured += 1
+        except (CheckpointError, RuntimeError, ValueError, OSError) as exc:
+            record = {**base, "device": dev, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+            log.warning("deployment profile of %s on %s failed: %s", t.label, t.dataset, record["error"])
+        store.add_artifact("deployment", key, record, now_utc())
+    return measured
+
+
+def write_galleries(cfg: SweepConfig, cache: Any, out: Path) -> list[str]:
+    """Draw the sweep's raw-media corruptions for each dataset that keeps raw media; returns paths."""
+    from corruptions.base import RawCorruption
+    from corruptions.gallery import make_gallery
+
+    names: list[str] = []
+    options: dict[str, dict[str, Any]] = {}
+    for c in cfg.corruptions:
+        obj = CORRUPTIONS.get(c.name).obj
+        if c.name not in options and isinstance(obj, type) and issubclass(obj, RawCorruption):
+            names.append(c.name)
+            options[c.name] = {k: v for k, v in c.options.items() if k != "schedule"}
+    written: list[str] = []
+    if not names:
+        return written
+    import matplotlib.pyplot as plt
+
+    for entry in cfg.datasets:
+        stem = out / "figures" / f"gallery_{entry.name}"
+        if stem.with_suffix(".png").exists():
+            written += [str(stem.with_suffix(".png")), str(stem.with_suffix(".pdf"))]
+            continue
+        test = cache.dataset(entry.name, entry.options).splits["test"]
+        if not test or test[0].utterances[0].raw is None:
+            continue
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        fig, paths = make_gallery(test, names, stem, seed=cfg.run.corruption_seed, options=options)
+        plt.close(fig)
+        written += [str(p) for p in paths]
+    return written
+
+
+def run_post_sweep(cfg: SweepConfig, trainings: Sequence[Any], cache: Any, store: ResultStore, out: Path,
+                   device: torch.device, log_fn: Callable[[str], None] = print) -> None:
+    """Dataset cards, deployment profiles and galleries; a failure here is logged, never fatal
+    (the result rows are already stored and the report marks what is missing)."""
+    for what, stage in (("dataset cards", lambda: record_dataset_cards(cfg, cache, store)),
+                        ("deployment profiles", lambda: record_deployment(cfg, trainings, cache, store, out, device,
+                                                                          log_fn)),
+                        ("corruption gallery", lambda: write_galleries(cfg, cache, out))):
+        try:
+            stage()
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            log_fn(f"warning: {what} not written: {type(exc).__name__}: {exc}")
