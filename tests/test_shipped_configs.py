@@ -22,3 +22,12 @@ def test_baselines_config_covers_every_registered_model():
     cfg = load_config(Path(__file__).parent.parent / "configs" / "baselines.toml")
     listed = {m.name for m in cfg.models}
     assert set(MODELS.names()) - listed == {"mcer-reference"}
+
+
+def test_demo_file_is_the_built_in_demo():
+    from harness.config import read_toml
+    from harness.demo import DEMO_CONFIG
+
+    assert read_toml(Path(__file__).parent.parent / "configs" / "demo.toml") == DEMO_CONFIG
+    plan = make_plan(load_config(Path(__file__).parent.parent / "configs" / "demo.toml"))
+    assert len(plan.trainings) == 63 and plan.n_evaluations == 1386
