@@ -92,7 +92,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.config import parse_config, read_toml
     from harness.demo import DEMO_CONFIG
     from harness.sweep import make_plan, run_sweep
-    from reports.build import build_report
 
     if args.config:
         raw = read_toml(args.config)
@@ -112,6 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise CLIError(f"--seeds expects distinct non-negative integers separated by commas (e.g. 0,1,2), "
                            f"got {args.seeds!r}") from None
         cfg.run.seeds = seeds
+        raw = {**raw, "run": {**raw.get("run", {}), "seeds": seeds}}  # the stored config says what ran
     if args.dry_run:
         print(make_plan(cfg).describe())
         return 0
@@ -119,6 +119,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{summary.cells_written} cells evaluated ({summary.failed} failed), {summary.cells_skipped} already stored, "
           f"{summary.trainings_run} trainings, {summary.wall_time_s:.1f} s")
     if not args.no_report:
+        from reports.build import build_report  # matplotlib and seaborn: only when a report is written
+
         written = build_report(out)
         for path in written["figures"] + written["tables"]:
             print(f"wrote {path}")

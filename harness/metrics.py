@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score
 
 CLASSIFICATION_METRICS = ("acc", "wf1", "mf1")
 REGRESSION_METRICS = ("mae", "corr", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc5", "acc7")
@@ -19,6 +18,8 @@ LOWER_IS_BETTER = frozenset({"mae"})
 
 def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str]) -> dict[str, float]:
     """Accuracy, weighted and macro F1 over all given classes, and per-class F1."""
+    from sklearn.metrics import accuracy_score, f1_score  # here: importing sklearn costs ~1 s per CLI call
+
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if len(y_true) == 0:
         raise ValueError("classification_metrics: no utterances to score")
@@ -40,6 +41,8 @@ def _round_clip_acc(y: np.ndarray, p: np.ndarray, bound: float) -> float:
 
 def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[str, float]:
     """The MOSI/MOSEI sentiment set. Non-zero metrics are NaN when every label is zero."""
+    from sklearn.metrics import accuracy_score, f1_score
+
     y, p = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
     if len(y) == 0:
         raise ValueError("regression_metrics: no utterances to score")

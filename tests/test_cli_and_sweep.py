@@ -177,3 +177,14 @@ def test_corruptions_gallery_command(tmp_path, capsys):
     assert png.stat().st_size > 10_000 and (tmp_path / "corruption_gallery.pdf").stat().st_size > 0
     assert main(["corruptions", "gallery", "audio-whit", "--out", str(tmp_path)]) == 2
     assert "Did you mean: audio-white" in capsys.readouterr().err
+
+
+def test_seeds_override_is_what_the_stored_config_says(tmp_path, tiny_config):
+    from harness.store import ResultStore
+
+    out = tmp_path / "run"
+    assert main(["run", str(tiny_config), "--out", str(out), "--quiet", "--no-report", "--seeds", "1"]) == 0
+    store = ResultStore(out / "results.sqlite")
+    assert store.runs()[-1]["config"]["run"]["seeds"] == [1]
+    assert set(store.dataframe()["seed"]) == {1}
+    assert not (out / "report.md").exists()
