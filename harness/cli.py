@@ -249,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from harness.checkpoint import CheckpointError
     from harness.config import ConfigError
+    from harness.executors import WorkerLostError
     from harness.registry import RegistryError
     from harness.sweep import SweepError
 
@@ -263,6 +264,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mcer-bench: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except WorkerLostError as exc:
+        print(f"mcer-bench: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -24,6 +24,11 @@ from typing import Any
 from harness.runtime import select_device
 from harness.sweep import DatasetCache, EvalCell, TrainingCell, run_training_cell
 
+
+class WorkerLostError(RuntimeError):
+    """A worker process died mid-cell (killed, out of memory); stored rows are kept."""
+
+
 _WORKER_CACHE: DatasetCache | None = None  # one per worker process: datasets and corrupted test sets are reused
 
 
@@ -68,11 +73,8 @@ def run_on_ray(todo: list[tuple[TrainingCell, list[EvalCell]]], out: Path, devic
             ray.shutdown()
 
 
-def _init_process_worker(threads: int) -> None:
+def _init_process_worker(threads: int, driver_pid: int) -> None:
     """Pool worker set-up: ``threads`` torch threads, and die with the driver (Linux)."""
-    import torch
-
-    torch.set_num_threads(threads)
     try:  # PR_SET_PDEATHSIG: a SIGKILLed driver must not leave workers training on
         import ctypes
         import signal
@@ -80,6 +82,11 @@ def _init_process_worker(threads: int) -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
     except (OSError, AttributeError):
         pass
+    if os.getppid() != driver_pid:  # the driver died while this worker was starting: too late for the signal
+        os._exit(1)
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def default_workers() -> int:
@@ -103,7 +110,7 @@ def run_on_processes(todo: list[tuple[TrainingCell, list[EvalCell]]], out: Path,
         raise ValueError(f"run.workers must be >= 1, got {workers}")
     threads = max(1, default_workers() // workers)
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                initializer=_init_process_worker, initargs=(threads,)) as pool:
+                                initializer=_init_process_worker, initargs=(threads, os.getpid())) as pool:
         futures = {pool.submit(_train_and_evaluate, t, cells, str(out.resolve()), device_name, cfg_hash): t
                    for t, cells in todo}
         try:
@@ -112,7 +119,7 @@ def run_on_processes(todo: list[tuple[TrainingCell, list[EvalCell]]], out: Path,
                     trainings, results = fut.result()
                 except cf.process.BrokenProcessPool as exc:
                     t = futures[fut]
-                    raise RuntimeError(f"a worker process died while running training cell {t.label!r} "
+                    raise WorkerLostError(f"a worker process died while running training cell {t.label!r} "
                                        f"seed {t.seed} ({exc}); stored cells are kept, rerun with --resume") from None
                 for row in trainings:
                     emit_training(row)

@@ -80,3 +80,72 @@ def test_sigkill_at_an_unplanned_moment_then_resume(tmp_path, reference_run):
     rows = result_rows(db)
     assert [r for r in rows if r[2] in (0, 1)] == reference_run
     assert {r[5] for r in rows} == {"ok"}
+
+
+def _pool_workers(pid: int) -> set[int]:
+    """PIDs of the multiprocessing workers (spawn_main) among ``pid``'s children."""
+    kids: set[int] = set()
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as fh:
+                kids |= {int(x) for x in fh.read().split()}
+    except FileNotFoundError:
+        return set()
+    out = set()
+    for k in kids:
+        try:
+            with open(f"/proc/{k}/cmdline", "rb") as fh:
+                if b"spawn_main" in fh.read():
+                    out.add(k)
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_processes_executor_worker_killed_then_resume(tmp_path, reference_run):
+    """A pool worker SIGKILLed mid-training (as the kernel's OOM killer would): the driver stops
+    with a clear message naming the cell, keeps what was stored, and --resume completes."""
+    cfg = write_sweep(tmp_path / "sweep.toml", executor="processes")
+    out = tmp_path / "run"
+    db = out / "results.sqlite"
+    done = cli_run(cfg, out, fault="train-step:5")  # each worker kills itself in its first training
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "a worker process died while running training cell 'text-only'" in done.stderr
+    assert "--resume" in done.stderr and "Traceback" not in done.stderr
+    assert count(db) < CELLS
+    TALLY["kill points survived"] += 1
+    done = cli_run(cfg, out, "--resume")
+    assert done.returncode == 0, done.stderr
+    assert_store_sound(db, CELLS)
+    assert result_rows(db) == reference_run  # the pool gives the local executor's numbers
+
+
+def test_processes_executor_driver_killed_takes_its_workers_with_it(tmp_path, reference_run):
+    cfg = write_sweep(tmp_path / "sweep.toml", seeds=(0, 1, 2, 3), executor="processes")
+    out = tmp_path / "run"
+    proc = cli_run(cfg, out, wait=False)
+    deadline, workers = time.time() + 120, set()
+    while time.time() < deadline and proc.poll() is None and len(workers) < 2:
+        workers = _pool_workers(proc.pid)
+        time.sleep(0.05)
+    assert proc.poll() is None and len(workers) >= 2, "the pool never started two workers"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 30  # a worker still importing dies once its start-up sees the driver gone
+    while time.time() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.05)
+    assert not any(_alive(w) for w in workers), "pool workers outlived their killed driver"
+    proc.communicate(timeout=30)  # no survivor holds the driver's pipes either
+    TALLY["kill points survived"] += 1
+    done = cli_run(cfg, out, "--resume")
+    assert done.returncode == 0, done.stderr
+    assert_store_sound(out / "results.sqlite", 4 * 3)
+    assert [r for r in result_rows(out / "results.sqlite") if r[2] in (0, 1)] == reference_run
