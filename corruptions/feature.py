@@ -69,15 +69,16 @@ class FeatureGaussian(FeatureCorruption):
     def corrupt_utterance(self, utt: Utterance, severity: int, rng: np.random.Generator,
                           position: float = 0.0) -> Utterance:
         x = self._check(utt)
-        power = float(x.double().pow(2).mean())
+        # float32 throughout: a float64 draw and power were ~40% of the cost of a corrupted cell
+        power = float(torch.mean(x * x))
         snr = snr_for(self.schedule, self.table[severity], position)
-        noise = rng.standard_normal(tuple(x.shape))
+        noise = rng.standard_normal(tuple(x.shape), dtype=np.float32)
         g = gate(self.schedule, int(x.shape[0]), rng, unit=0)
         if g is not None:
             noise = noise * g[:, None]
         noise_power = float(np.mean(noise**2)) if g is not None else 1.0
         std = np.sqrt(power / 10 ** (snr / 10.0) / max(noise_power, 1e-30))
-        return utt.with_features({self.modality: x + torch.from_numpy(noise.astype(np.float32)) * float(std)})
+        return utt.with_features({self.modality: x + torch.from_numpy(noise) * float(std)})
 
 
 def _spans(n: int, fraction: float, rng: np.random.Generator, max_span: int) -> np.ndarray:
