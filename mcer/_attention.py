@@ -16,7 +16,11 @@ def masked_softmax(scores: torch.Tensor, key_mask: torch.Tensor | None) -> torch
     if key_mask is None:
         return torch.softmax(scores, dim=-1)
     filled = scores.masked_fill(~key_mask, torch.finfo(scores.dtype).min)
-    return torch.softmax(filled, dim=-1) * key_mask.to(scores.dtype)
+    probs = torch.softmax(filled, dim=-1)
+    # In a row with a valid key, exp(finfo.min - max) underflows to exactly 0, so only rows
+    # without any valid key need zeroing; skipping the full-map multiply saves a pass each way.
+    empty = ~key_mask.any(dim=-1, keepdim=True)
+    return probs.masked_fill(empty, 0.0) if bool(empty.any()) else probs
 
 
 def gelu_tanh(x: torch.Tensor, coefficient: float = 0.5) -> torch.Tensor:

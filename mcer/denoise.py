@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mcer._attention import gelu_tanh, masked_softmax, merge_heads, split_heads
+from mcer._dropout import Dropout
 
 ATTENTION_VARIANTS = ("diff-shift", "diff-dual", "standard")
 
@@ -104,7 +105,7 @@ class DenoiseAttention(nn.Module):
         self.scale = (hidden if scale == "model" else qk_dim) ** -0.5
         self.qkv = nn.Linear(hidden, 3 * hidden)
         self.out = nn.Linear(hidden, hidden)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         if variant == "diff-shift":
             self.lambda_ = nn.Parameter(torch.tensor(0.5))
         elif variant == "diff-dual":
@@ -140,7 +141,7 @@ class DenoiseAttention(nn.Module):
             n = scores.shape[-1]
             keys2 = (torch.arange(n, device=x.device) > 0).view(1, 1, 1, n)
         a2 = masked_softmax(shifted, keys2)
-        z = (self.lambda_ * self.dropout(a1 - a2)) @ v
+        z = self.lambda_ * (self.dropout(a1 - a2) @ v)  # scale the [.., N, dh] product, not the N x N map
         return self.out(merge_heads(z))
 
 
@@ -151,7 +152,7 @@ class FeedForward(nn.Module):
         super().__init__()
         self.w_1, self.w_2 = nn.Linear(hidden, ff), nn.Linear(ff, hidden)
         self.norm = nn.LayerNorm(hidden, eps=1e-6)
-        self.drop1, self.drop2 = nn.Dropout(dropout), nn.Dropout(dropout)
+        self.drop1, self.drop2 = Dropout(dropout), Dropout(dropout)
         self.gelu_coef = gelu_coef
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

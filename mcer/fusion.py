@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from mcer._attention import masked_softmax, merge_heads, split_heads
+from mcer._dropout import Dropout
 
 FUSION_MODES = ("text-guided", "symmetric", "concat")
 
@@ -33,9 +34,9 @@ class CrossAttention(nn.Module):
         self.heads, self.dim = heads, dim
         self.scale = (dim // heads) ** -0.5
         self.qkv = nn.Linear(dim, 3 * dim, bias=False)
-        self.attn_drop = nn.Dropout(dropout)
+        self.attn_drop = Dropout(dropout)
         self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(dropout)
+        self.proj_drop = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, other: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         w = self.qkv.weight
@@ -61,10 +62,10 @@ class GatedFusion(nn.Module):
 
 def fusion_mlp(dim: int, hidden: int, dropout: float, layers: int = 4) -> nn.Sequential:
     """``layers`` Linear layers ``dim -> hidden -> ... -> dim`` with GELU and dropout between."""
-    mods: list[nn.Module] = [nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout)]
+    mods: list[nn.Module] = [nn.Linear(dim, hidden), nn.GELU(), Dropout(dropout)]
     for _ in range(layers - 2):
-        mods += [nn.Linear(hidden, hidden), nn.GELU(), nn.Dropout(dropout)]
-    mods += [nn.Linear(hidden, dim), nn.Dropout(dropout)]
+        mods += [nn.Linear(hidden, hidden), nn.GELU(), Dropout(dropout)]
+    mods += [nn.Linear(hidden, dim), Dropout(dropout)]
     return nn.Sequential(*mods)
 
 

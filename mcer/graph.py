@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mcer._dropout import dropout
+
 NUM_RELATIONS = 6
 RELATION_DIM = 10
 GRAPH_KINDS = ("intra", "inter", "all")
@@ -88,7 +90,7 @@ class GraphAttentionLayer(nn.Module):
         e = self.scores(wh, relations)
         edges = relations > 0
         att = torch.softmax(e.masked_fill(~edges, torch.finfo(e.dtype).min), dim=-1) * edges.to(e.dtype)
-        att = F.dropout(att, self.dropout, training=self.training)
+        att = dropout(att, self.dropout, training=self.training)
         out = self.layer_norm(att @ wh)
         return F.gelu(out) if self.concat else out
 
@@ -110,9 +112,9 @@ class RGAT(nn.Module):
 
     def forward(self, x: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
         residual = x
-        x = F.dropout(x, self.dropout, training=self.training)
+        x = dropout(x, self.dropout, training=self.training)
         x = torch.cat([att(x, relations) for att in self.attentions], dim=-1)
-        x = F.dropout(x, self.dropout, training=self.training)
+        x = dropout(x, self.dropout, training=self.training)
         x = self.fc(F.gelu(self.out_att(x, relations)))
         return self.layer_norm(x + residual)
 

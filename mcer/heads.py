@@ -13,6 +13,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from mcer._dropout import Dropout
+
 HEAD_ACTIVATIONS = {"leaky_relu": nn.LeakyReLU, "relu": nn.ReLU, "gelu": nn.GELU}
 MODS = ("text", "audio", "video")
 
@@ -30,7 +32,7 @@ class ModalityHeads(nn.Module):
             raise ValueError(f"logit_weights must be 3 numbers (text, audio, video), got {weights!r}")
         self.weights = dict(zip(MODS, weights))
         self.heads = nn.ModuleDict(
-            {m: nn.Sequential(HEAD_ACTIVATIONS[activation](), nn.Dropout(dropout), nn.Linear(hidden, out_dim)) for m in MODS}
+            {m: nn.Sequential(HEAD_ACTIVATIONS[activation](), Dropout(dropout), nn.Linear(hidden, out_dim)) for m in MODS}
         )
 
     def forward(self, feats: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:

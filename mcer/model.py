@@ -26,6 +26,7 @@ from harness.data.collate import DialogueBatch
 from harness.data.types import DataSpec
 from harness.models import BenchModel, ModelOutput
 from harness.registry import MODELS
+from mcer._dropout import Dropout
 from mcer.denoise import ATTENTION_VARIANTS, DenoisingEncoder
 from mcer.encodings import InputProjection, PositionalEncoding, SpeakerEmbedding
 from mcer.fusion import CrossModalDiffusion
@@ -85,7 +86,7 @@ class MCER(BenchModel):
         self.positional = nn.ModuleDict(
             {m: PositionalEncoding(hidden, positional, reference_params=reference_masking) for m in ("audio", "video")}
         )
-        self.pe_dropout = nn.Dropout(dropout)
+        self.pe_dropout = Dropout(dropout)
         self.denoisers = nn.ModuleDict()
         if denoiser != "none":
             for m in ("audio", "video"):
