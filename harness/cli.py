@@ -115,7 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(make_plan(cfg).describe())
         return 0
-    summary = run_sweep(cfg, out, raw_config=raw, progress=not args.quiet)
+    summary = run_sweep(cfg, out, raw_config=raw, progress=not args.quiet, retry_failed=args.retry_failed)
     print(f"{summary.cells_written} cells evaluated ({summary.failed} failed), {summary.cells_skipped} already stored, "
           f"{summary.trainings_run} trainings, {summary.wall_time_s:.1f} s")
     if not args.no_report:
@@ -215,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run (always on: stored cells are never run twice)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="run the cells stored as failed again (their rows are replaced); default: keep them")
     p.add_argument("--no-report", action="store_true", help="skip building figures and tables")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)

@@ -167,6 +167,16 @@ class ResultStore:
             con.execute("INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?)",
                         (kind, name, json.dumps(payload, sort_keys=True), created_at))
 
+    def delete_failed(self) -> int:
+        """Delete every ``failed`` result row (failed rows carry no predictions); return how many.
+
+        Used by ``--retry-failed``: the next run plans those cells again. One transaction, so a
+        crash leaves either all of them or none, and a resume runs any cell left without a row.
+        """
+        with closing(self._connect()) as con, con:
+            con.execute("DELETE FROM predictions WHERE cell_key IN (SELECT cell_key FROM results WHERE status = 'failed')")
+            return con.execute("DELETE FROM results WHERE status = 'failed'").rowcount
+
     # -- reads ----------------------------------------------------------------------
     def artifacts(self, kind: str) -> dict[str, dict[str, Any]]:
         """``name -> payload`` of every artifact of ``kind`` (empty when there is none)."""

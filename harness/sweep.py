@@ -375,8 +375,13 @@ class SweepSummary:
 
 
 def run_sweep(cfg: SweepConfig, out: str | Path, raw_config: dict[str, Any] | None = None, progress: bool = True,
-              log: Callable[[str], None] = print) -> SweepSummary:
-    """Run every cell of ``cfg`` not yet stored in ``out/results.sqlite``."""
+              log: Callable[[str], None] = print, retry_failed: bool = False) -> SweepSummary:
+    """Run every cell of ``cfg`` not yet stored in ``out/results.sqlite``.
+
+    ``retry_failed``: first delete the stored ``failed`` rows, so those cells run again (a
+    failed training is trained again; a failed evaluation of a trained model reuses its
+    checkpoint). Without it a failed cell stays failed: it is a result, not a gap.
+    """
     out = Path(out)
     check_writable(out)
     start = time.perf_counter()
@@ -387,6 +392,8 @@ def run_sweep(cfg: SweepConfig, out: str | Path, raw_config: dict[str, Any] | No
         store = ResultStore(out / "results.sqlite")
         device = select_device(cfg.run.device)
         plan = make_plan(cfg)
+        if retry_failed:
+            log(f"retrying {store.delete_failed()} failed cell(s)")
         stored = store.stored_keys()
         log(plan.describe(stored))
         store.add_run(config_hash({"config": cfg_hash, "at": now_utc()}), raw, cfg_hash,

@@ -119,6 +119,59 @@ def test_divergence_and_poisoned_inputs_fail_their_cells_and_the_report_lists_th
     assert csv.count(",failed,") == 4
 
 
+class FixedNanAfterSteps(NanAfterSteps):
+    """The same model after its bug is fixed: never NaN (what ``--retry-failed`` is for)."""
+
+    def forward(self, batch):  # noqa: ANN001, ANN201
+        return self.head(masked_mean(batch.inputs["text"], batch.lengths["text"]))
+
+
+def _stored(db):
+    with connect(db) as con:
+        return {(r[0], r[1], r[2]): (r[3], r[4], r[5])
+                for r in con.execute("SELECT variant, corruption, severity, status, error, created_at FROM results")}
+
+
+def test_retry_failed_reruns_only_failed_cells_and_keeps_one_row_per_cell(tmp_path):
+    from harness.config import parse_config
+    from harness.sweep import run_sweep
+
+    data = sweep_data(seeds=(0,), models=[{"name": "faults-nan", "options": {"k": 3}},
+                                          {"name": "text-only", "options": {"hidden": 8}}],
+                      corruptions=[{"name": "faults-poison", "severities": [2, 4]}])
+    out, db = tmp_path / "run", tmp_path / "run" / "results.sqlite"
+    with registered(CORRUPTIONS, "faults-poison", PoisonAudio):
+        with registered(MODELS, "faults-nan", NanAfterSteps, level="utterance"):
+            assert sweep_in_process(data, out).failed == 4
+        before = _stored(db)
+        with connect(db) as con:
+            ckpt = out / con.execute("SELECT checkpoint FROM trainings WHERE variant = 'text-only'").fetchone()[0]
+        ckpt_mtime = ckpt.stat().st_mtime_ns
+        with registered(MODELS, "faults-nan", FixedNanAfterSteps, level="utterance"):
+            plain = sweep_in_process(data, out)  # a resume keeps failed cells: they are results
+            assert (plain.cells_written, plain.failed) == (0, 0)
+            messages: list[str] = []
+            retried = run_sweep(parse_config(data), out, raw_config=data, progress=False, log=messages.append,
+                                retry_failed=True)
+    assert "retrying 4 failed cell(s)" in messages
+    assert retried.cells_written == 4
+    assert_store_sound(db, 6)
+    after = _stored(db)
+    # The fixed model trains now; its poisoned test set still fails, as text-only's does.
+    assert {k: v[0] for k, v in after.items() if k[0] == "faults-nan"} == {
+        ("faults-nan", "clean", 0): "ok", ("faults-nan", "faults-poison", 2): "ok",
+        ("faults-nan", "faults-poison", 4): "failed"}
+    assert retried.failed == 2
+    assert after[("text-only", "faults-poison", 4)][:1] == ("failed",)
+    assert "InputError" in after[("text-only", "faults-poison", 4)][1]
+    for key in [("text-only", "clean", 0), ("text-only", "faults-poison", 2)]:
+        assert after[key] == before[key]  # ok rows are never touched
+    assert ckpt.stat().st_mtime_ns == ckpt_mtime  # text-only was re-evaluated from its checkpoint, not retrained
+    with connect(db) as con:
+        assert dict(con.execute("SELECT variant, status FROM trainings").fetchall()) == {"faults-nan": "ok",
+                                                                                          "text-only": "ok"}
+
+
 @pytest.mark.parametrize("error", ["runtime", "memory"])
 def test_out_of_memory_backs_off_to_a_batch_that_fits(tmp_path, error):
     data = sweep_data(seeds=(0,), models=[{"name": "faults-oom", "options": {"max_batch": 2, "error": error}},
