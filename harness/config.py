@@ -65,7 +65,7 @@ EXECUTORS = ("local", "processes", "ray")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=False)
+    model_config = ConfigDict(extra="forbid", strict=True)  # "3" is not a severity, 1 is not true
 
 
 class RunSection(_Strict):

@@ -32,3 +32,18 @@ def test_toml_file_errors_name_the_file(tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize(("data", "key", "got"), [
+    ({"corruptions": [{"name": "audio-white", "severities": ["3"]}]}, "corruptions.0.severities.0", "'3'"),
+    ({"run": {"seeds": ["1"]}}, "run.seeds.0", "'1'"),
+    ({"train": {"amp": 1}}, "train.amp", "1"),
+    ({"train": {"epochs": 3.0}}, "train.epochs", "3.0"),
+])
+def test_values_of_the_wrong_type_are_refused_not_coerced(data, key, got):
+    with pytest.raises(ConfigError, match=rf"key '{key}'.*\(got {got}\)"):
+        parse_config({**BASE, **data})
+
+
+def test_an_integer_is_a_valid_float():
+    assert parse_config({**BASE, "train": {"lr": 1}}).train.lr == 1.0
