@@ -18,9 +18,12 @@ def masked_softmax(scores: torch.Tensor, key_mask: torch.Tensor | None) -> torch
     filled = scores.masked_fill(~key_mask, torch.finfo(scores.dtype).min)
     probs = torch.softmax(filled, dim=-1)
     # In a row with a valid key, exp(finfo.min - max) underflows to exactly 0, so only rows
-    # without any valid key need zeroing; skipping the full-map multiply saves a pass each way.
+    # without any valid key need zeroing. On the CPU, skip that pass when there is none; on an
+    # accelerator, always apply it (asking would cost a device sync).
     empty = ~key_mask.any(dim=-1, keepdim=True)
-    return probs.masked_fill(empty, 0.0) if bool(empty.any()) else probs
+    if probs.device.type == "cpu" and not bool(empty.any()):
+        return probs
+    return probs.masked_fill(empty, 0.0)
 
 
 def gelu_tanh(x: torch.Tensor, coefficient: float = 0.5) -> torch.Tensor:

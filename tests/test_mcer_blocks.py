@@ -67,6 +67,12 @@ def test_masked_softmax_zero_rows_and_exact_zero_masked():
     p = masked_softmax(s, m)
     assert torch.all(p[1] == 0) and p[0, 1] == 0
     assert torch.allclose(p[0].sum(), torch.tensor(1.0))
+    # every row with a valid key (the path that skips the zeroing pass): masked entries still exactly 0
+    s2 = torch.randn(4, 2, 5, 5) * 30
+    keys = torch.tensor([[1, 1, 0, 1, 0], [1, 0, 0, 0, 0], [1, 1, 1, 1, 1], [0, 0, 1, 0, 0]], dtype=torch.bool)
+    p2 = masked_softmax(s2, keys[:, None, None, :])
+    assert torch.all(p2.masked_select(~keys[:, None, None, :].expand_as(p2)) == 0)
+    torch.testing.assert_close(p2.sum(-1), torch.ones(4, 2, 5))
 
 
 def test_delta_convolution_is_masked():
