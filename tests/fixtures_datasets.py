@@ -204,6 +204,17 @@ def erc_tuple(layout: str, n_train: int = 5, n_test: int = 2, seed: int = 0, dim
     return tuple(slots)
 
 
+def poisoned_dataset_objects(evil: object) -> dict[str, object]:
+    """An MMSA dict, a MulT dict and an ERC tuple, each with ``evil`` nested where data sits."""
+    m = mmsa_dict()
+    m["train"]["regression_labels"] = evil
+    mu = mult_dict()
+    mu["test"]["id"] = evil
+    e = list(erc_tuple("dialoguernn-iemocap-9"))
+    e[6] = {"x": evil}
+    return {"mmsa": m, "mult": mu, "erc": tuple(e)}
+
+
 def write_pickle(path, obj, protocol: int = 4) -> str:
     with open(path, "wb") as f:
         pickle.dump(obj, f, protocol=protocol)

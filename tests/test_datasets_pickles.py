@@ -7,7 +7,16 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from fixtures_datasets import Evil, erc_tuple, mmsa_dict, mult_dict, py2_dumps, write_pickle, write_py2
+from fixtures_datasets import (
+    Evil,
+    erc_tuple,
+    mmsa_dict,
+    mult_dict,
+    poisoned_dataset_objects,
+    py2_dumps,
+    write_pickle,
+    write_py2,
+)
 
 from harness import DATASETS, MODELS
 from harness.datasets.detect import PUBLISHED_SHA256, dataset_card, detect_format, load_path
@@ -37,15 +46,10 @@ def test_protocol5_pickle_loads(tmp_path):
 
 
 def _malicious_files(tmp_path, sentinel):
-    evil = Evil(str(sentinel))
-    m = mmsa_dict()
-    m["train"]["regression_labels"] = evil
-    mu = mult_dict()
-    mu["test"]["id"] = evil
-    e = list(erc_tuple("dialoguernn-iemocap-9"))
-    e[6] = {"x": evil}
-    return {"mmsa": write_pickle(tmp_path / "m.pkl", m), "mult-pickle": write_pickle(tmp_path / "mu.pkl", mu),
-            "erc-pickle": write_pickle(tmp_path / "e.pkl", tuple(e), protocol=2)}
+    objs = poisoned_dataset_objects(Evil(str(sentinel)))
+    return {"mmsa": write_pickle(tmp_path / "m.pkl", objs["mmsa"]),
+            "mult-pickle": write_pickle(tmp_path / "mu.pkl", objs["mult"]),
+            "erc-pickle": write_pickle(tmp_path / "e.pkl", objs["erc"], protocol=2)}
 
 
 def test_malicious_pickle_refused_by_every_loader(tmp_path):

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from fixtures_datasets import Evil  # noqa: F401 - re-exported for the fault tests
 from hypothesis import HealthCheck, settings
 
 # Read by tests/faults/conftest.py's terminal summary: kill points survived, fuzzed inputs
@@ -144,13 +145,3 @@ def sweep_in_process(data: dict[str, Any], out: Path) -> Any:
     from harness.sweep import run_sweep
 
     return run_sweep(parse_config(data), out, raw_config=data, progress=False, log=lambda _msg: None)
-
-
-class Evil:
-    """Unpickling this runs ``touch <sentinel>``, as a malicious file would."""
-
-    def __init__(self, sentinel: str) -> None:
-        self.sentinel = sentinel
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (os.system, (f"touch {self.sentinel}",))

@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 import pytest
-from fixtures_datasets import erc_tuple, mmsa_dict, mult_dict, raw_iemocap_folder, raw_mmsa_folder
+from fixtures_datasets import poisoned_dataset_objects, raw_iemocap_folder, raw_mmsa_folder
 
 from harness import DATASETS
 from harness.datasets.detect import detect_format, load_path
@@ -100,14 +100,8 @@ def test_every_gadget_at_every_protocol_is_refused_by_safe_loads(tmp_path, proto
 def _real_attacks(sentinel) -> dict[str, object]:
     """Objects whose pickling (by Python's own pickler) carries the attack, nested as data files nest."""
     evil = Evil(str(sentinel))
-    m = mmsa_dict()
-    m["train"]["regression_labels"] = evil
-    mu = mult_dict()
-    mu["test"]["id"] = evil
-    e = list(erc_tuple("dialoguernn-iemocap-9"))
-    e[6] = {"x": evil}
     obj_array = np.array([1, evil, 3], dtype=object)
-    return {"mmsa": m, "mult": mu, "erc": tuple(e), "object-array": {"train": {"text": obj_array}},
+    return {**poisoned_dataset_objects(evil), "object-array": {"train": {"text": obj_array}},
             "dict-key": {("k", 1): {"deep": [evil]}}, "set": {"train": {frozenset([1]), 2}, "x": [evil]}}
 
 
