@@ -29,9 +29,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from baselines._blocks import dialogue_lengths
 from harness.data.collate import DialogueBatch
 from harness.data.types import DataSpec
+from harness.layers import dialogue_lengths
 from harness.models import BenchModel, ModelOutput, squeeze_regression
 from harness.registry import MODELS
 

@@ -30,10 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines._blocks import CrossAttentionLayer
 from harness.data.collate import UtteranceBatch
 from harness.data.types import DataSpec
-from harness.layers import SequenceEncoder
+from harness.layers import CrossAttentionLayer, SequenceEncoder
 from harness.models import BenchModel, ModelOutput, squeeze_regression
 from harness.registry import MODELS
 

@@ -23,9 +23,9 @@ import math
 import torch
 from torch import nn
 
-from baselines._blocks import CrossAttentionLayer, sinusoidal_positions
 from harness.data.collate import UtteranceBatch
 from harness.data.types import DataSpec
+from harness.layers import CrossAttentionLayer, sinusoidal_positions
 from harness.models import BenchModel, ModelOutput, squeeze_regression
 from harness.registry import MODELS
 

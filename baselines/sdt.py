@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines._blocks import CrossAttentionLayer, sinusoidal_positions
 from harness.data.collate import Batch, DialogueBatch
 from harness.data.types import DataSpec
+from harness.layers import CrossAttentionLayer, sinusoidal_positions
 from harness.models import BenchModel, ModelOutput, squeeze_regression
 from harness.registry import MODELS
 

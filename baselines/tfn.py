@@ -21,9 +21,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from baselines._blocks import UtteranceSubnet, subnet_kind
 from harness.data.collate import UtteranceBatch
 from harness.data.types import DataSpec
+from harness.layers import UtteranceSubnet, subnet_kind
 from harness.models import BenchModel, ModelOutput, squeeze_regression
 from harness.registry import MODELS
 

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mcer._attention import gelu_tanh, masked_softmax, merge_heads, split_heads
+from harness.layers import gelu_tanh, masked_softmax, merge_heads, split_heads
 from mcer._dropout import Dropout
 
 ATTENTION_VARIANTS = ("diff-shift", "diff-dual", "standard")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mcer._attention import masked_softmax, merge_heads, split_heads
+from harness.layers import masked_softmax, merge_heads, split_heads
 from mcer._dropout import Dropout
 
 FUSION_MODES = ("text-guided", "symmetric", "concat")

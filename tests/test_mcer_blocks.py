@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mcer._attention import masked_softmax
+from harness.layers import masked_softmax
 from mcer.denoise import DenoiseAttention, DenoisingEncoder, LearnableDelta, shifted_key_mask
 from mcer.encodings import InputProjection, PositionalEncoding, SpeakerEmbedding
 from mcer.fusion import CrossModalDiffusion
