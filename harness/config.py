@@ -44,7 +44,6 @@ from harness.registry import (
     MODELS,
     RegistryError,
     accepted_options,
-    check_options,
 )
 from harness.train import TrainConfig
 
@@ -110,14 +109,21 @@ class TrainSection(_Strict):
     dialogue_batch_size: int | None = None
     lr: float | None = None
     weight_decay: float | None = None
+    optimizer: str | None = None
+    momentum: float | None = None
+    lr_schedule: str | None = None
+    schedule_options: dict[str, float] | None = None
     patience: int | None = None
-    grad_clip: float | None = None
-    class_weights: str | None = None
+    grad_clip: float | None = None  # 0 turns clipping off
+    grad_clip_mode: str | None = None
+    class_weights: str | list[float] | None = None
     selection_metric: str | None = None
     amp: bool | None = None
 
-    def train_config(self, override: TrainSection | None = None) -> TrainConfig:
-        values = {k: v for k, v in self.model_dump().items() if v is not None}
+    def train_config(self, override: TrainSection | None = None, recipe: dict[str, Any] | None = None) -> TrainConfig:
+        """TrainConfig defaults < a preset's ``recipe`` < this section < the model entry's ``override``."""
+        values = dict(recipe or {})
+        values.update({k: v for k, v in self.model_dump().items() if v is not None})
         if override is not None:
             values.update({k: v for k, v in override.model_dump().items() if v is not None})
         return TrainConfig(**values)
@@ -127,8 +133,20 @@ class ModelEntry(_Strict):
     name: str | None = None
     set: str | None = None
     label: str | None = None
+    preset: str | None = None  # the model's reference configuration: its options and training recipe
     options: dict[str, Any] = Field(default_factory=dict)
     train: TrainSection | None = None
+
+    def model_options(self) -> dict[str, Any]:
+        """The options passed to ``MODELS.create`` (the preset, if any, included)."""
+        return {**({"preset": self.preset} if self.preset else {}), **self.options}
+
+    def recipe(self) -> dict[str, Any]:
+        """The training recipe of the named preset (empty without one)."""
+        if not self.preset or self.name is None:
+            return {}
+        _, preset, _ = MODELS.resolve(self.name, self.model_options(), n_positional=1)
+        return dict(preset.recipe) if preset is not None else {}
 
 
 class DatasetEntry(_Strict):
@@ -232,14 +250,17 @@ def parse_config(data: dict[str, Any], source: str = "config") -> SweepConfig:
             problems.append(f"{source}: key 'models.{i}': give exactly one of 'name' or 'set' (got name={m.name!r}, set={m.set!r})")
             continue
         if m.name is not None:
-            _check(problems, source, f"models.{i}", MODELS, m.name, m.options, n_positional=1)
+            if not _check(problems, source, f"models.{i}", MODELS, m.name, m.model_options(), n_positional=1):
+                continue
         elif m.set not in model_sets():
             problems.append(f"{source}: key 'models.{i}.set': unknown model set {m.set!r}; known sets: {sorted(model_sets())}")
-        if m.train is not None:
-            try:
-                cfg.train.train_config(m.train)
-            except ValueError as exc:
-                problems.append(f"{source}: key 'models.{i}.train': {exc}")
+        elif m.preset is not None:
+            problems.append(f"{source}: key 'models.{i}.preset': a preset applies to one named model, not to the "
+                            f"set {m.set!r} (got preset={m.preset!r})")
+        try:
+            cfg.train.train_config(m.train, m.recipe())
+        except ValueError as exc:
+            problems.append(f"{source}: key 'models.{i}.train': {exc}")
     for i, d in enumerate(cfg.datasets):
         _check(problems, source, f"datasets.{i}", DATASETS, d.name, d.options)
     for i, c in enumerate(cfg.corruptions):
@@ -262,14 +283,16 @@ def parse_config(data: dict[str, Any], source: str = "config") -> SweepConfig:
 
 
 def _check(problems: list[str], source: str, key: str, registry: Any, name: str, options: dict[str, Any],
-           n_positional: int = 0) -> None:
+           n_positional: int = 0) -> bool:
+    """Append the problems of creating ``name`` with ``options``; True when there were none."""
     try:
-        entry = registry.get(name)
-        check_options(entry.obj, options, what=f"{registry.kind} {name!r}", n_positional=n_positional)
+        entry, _, options = registry.resolve(name, options, n_positional=n_positional)
     except RegistryError as exc:
         problems.append(f"{source}: key '{key}': {exc}")
-        return
-    problems += [f"{source}: key '{key}.options.{p}" for p in _option_type_problems(entry.obj, options, n_positional)]
+        return False
+    type_problems = _option_type_problems(entry.obj, options, n_positional)
+    problems += [f"{source}: key '{key}.options.{p}" for p in type_problems]
+    return not type_problems
 
 
 _PLAIN = (bool, int, float, str, dict, list, tuple)

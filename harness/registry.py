@@ -71,7 +71,8 @@ class Entry(Generic[T]):
             "kind": self.kind,
             "summary": self.summary,
             "module": module,
-            "metadata": {k: v for k, v in self.metadata.items() if _is_jsonable(v)},
+            "metadata": {k: (sorted(v) if k == "presets" else v) for k, v in self.metadata.items()
+                         if _is_jsonable(v)},
         }
 
 
@@ -176,10 +177,28 @@ class Registry(Generic[T]):
 
         Options the plugin does not accept are rejected before the call with an error naming
         the option and the accepted ones (scikit-learn style), instead of a bare TypeError.
+        For a plugin with presets (:mod:`harness.presets`), ``preset=NAME`` applies that
+        preset's options (explicit options override them) after checking that the first
+        positional argument, the :class:`~harness.data.DataSpec`, fits the preset.
         """
-        entry = self.get(name)
-        check_options(entry.obj, options, what=f"{self.kind} {name!r}", n_positional=len(args))
+        entry, preset, options = self.resolve(name, options, n_positional=len(args))
+        if preset is not None and args:
+            preset.check_spec(args[0], what=f"{self.kind} {name!r} preset {options_preset_name(entry, preset)!r}")
         return entry.obj(*args, **options)
+
+    def resolve(self, name: str, options: dict[str, Any], n_positional: int = 0) -> tuple[Entry[T], Any, dict[str, Any]]:
+        """``(entry, preset or None, effective options)`` for creating ``name`` with ``options``.
+
+        Applies ``preset=NAME`` where the plugin declares presets, then checks the effective
+        options against the plugin's signature (:func:`check_options`).
+        """
+        from harness.presets import resolve_preset
+
+        entry = self.get(name)
+        what = f"{self.kind} {name!r}"
+        preset, effective = resolve_preset(entry, options, what)
+        check_options(entry.obj, effective, what=what, n_positional=n_positional)
+        return entry, preset, effective
 
 
 def accepted_options(obj: Callable[..., Any], n_positional: int = 0) -> dict[str, inspect.Parameter] | None:
@@ -223,6 +242,11 @@ def check_options(obj: Callable[..., Any], options: dict[str, Any], what: str, n
                 f"{what} has no option {key!r} (value {options[key]!r}).{hint} "
                 f"Accepted options: {', '.join(sorted(accepted)) or 'none'}"
             )
+
+
+def options_preset_name(entry: Entry[Any], preset: Any) -> str:
+    """The name under which ``entry`` registered ``preset``."""
+    return next((k for k, v in entry.metadata.get("presets", {}).items() if v is preset), "?")
 
 
 def _qualname(obj: Any) -> str:

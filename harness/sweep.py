@@ -113,14 +113,15 @@ def expand_models(cfg: SweepConfig) -> list[tuple[str, str, dict[str, Any], Trai
     out = []
     sets = None
     for entry in cfg.models:
-        train = cfg.train.train_config(entry.train)
+        train = cfg.train.train_config(entry.train, entry.recipe())
         if entry.set is not None:
             sets = sets or model_sets()
             for label, name, options in sets[entry.set]:
                 out.append((label, name, {**options, **entry.options}, train))
         else:
             assert entry.name is not None
-            out.append((entry.label or entry.name, entry.name, dict(entry.options), train))
+            default_label = f"{entry.name}[{entry.preset}]" if entry.preset else entry.name
+            out.append((entry.label or default_label, entry.name, entry.model_options(), train))
     labels = [o[0] for o in out]
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:

@@ -83,20 +83,40 @@ def with_batch_backoff(run: Callable[[int], T], batch_size: int, what: str,
         bs = max(1, bs // 2)
 
 
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
+LR_SCHEDULES = ("constant", "cosine", "plateau", "step")
+SCHEDULE_OPTIONS = {"constant": set(), "cosine": {"T_max", "eta_min"}, "plateau": {"factor", "patience", "min_lr"},
+                    "step": {"step_size", "gamma"}}
+
+
 @dataclass
 class TrainConfig:
     """How a model is trained. Batch sizes count utterances (utterance-level models) or
     dialogues (dialogue-level models). ``patience`` epochs without a validation improvement
-    stop training; ``selection_metric`` defaults to the task's headline metric."""
+    stop training; ``selection_metric`` defaults to the task's headline metric.
+
+    ``optimizer`` with ``lr``, ``weight_decay`` (and ``momentum`` for sgd/rmsprop);
+    ``lr_schedule`` is stepped once per epoch: ``cosine`` (``T_max`` epochs, default
+    ``epochs``; ``eta_min``), ``plateau`` (on the validation selection metric; ``factor``,
+    ``patience``, ``min_lr``) or ``step`` (``step_size``, ``gamma``), with ``schedule_options``.
+    ``grad_clip`` clips the gradient norm (``grad_clip_mode="norm"``) or each gradient value
+    (``"value"``); ``None`` turns clipping off. ``class_weights``: ``"none"``,
+    ``"inverse_frequency"`` (from the train split) or one weight per class.
+    """
 
     epochs: int = 30
     batch_size: int = 32
     dialogue_batch_size: int = 8
     lr: float = 1e-3
     weight_decay: float = 0.0
+    optimizer: str = "adam"
+    momentum: float = 0.0
+    lr_schedule: str = "constant"
+    schedule_options: dict[str, float] = field(default_factory=dict)
     patience: int = 6
     grad_clip: float | None = 1.0
-    class_weights: str = "none"
+    grad_clip_mode: str = "norm"
+    class_weights: str | list[float] = "none"
     selection_metric: str | None = None
     amp: bool = True
 
@@ -106,11 +126,78 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)!r}")
         if not self.lr > 0:
             raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr!r}")
-        if self.class_weights not in ("none", "inverse_frequency"):
-            raise ValueError(f"TrainConfig.class_weights must be 'none' or 'inverse_frequency', got {self.class_weights!r}")
+        if self.weight_decay < 0 or self.momentum < 0:
+            raise ValueError(f"TrainConfig.weight_decay and momentum must be >= 0, got {self.weight_decay!r} and "
+                             f"{self.momentum!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"TrainConfig.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"TrainConfig.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        unknown = set(self.schedule_options) - SCHEDULE_OPTIONS[self.lr_schedule]
+        if unknown:
+            raise ValueError(f"TrainConfig.schedule_options {sorted(unknown)} do not apply to lr_schedule "
+                             f"{self.lr_schedule!r}; it takes {sorted(SCHEDULE_OPTIONS[self.lr_schedule]) or 'none'}")
+        if self.grad_clip is not None and not self.grad_clip >= 0:
+            raise ValueError(f"TrainConfig.grad_clip must be >= 0 (0 or None: off), got {self.grad_clip!r}")
+        if self.grad_clip == 0:
+            self.grad_clip = None
+        if self.grad_clip_mode not in ("norm", "value"):
+            raise ValueError(f"TrainConfig.grad_clip_mode must be 'norm' or 'value', got {self.grad_clip_mode!r}")
+        if isinstance(self.class_weights, (list, tuple)):
+            if not self.class_weights or any(not w > 0 for w in self.class_weights):
+                raise ValueError(f"TrainConfig.class_weights as a list needs one positive weight per class, "
+                                 f"got {self.class_weights!r}")
+            self.class_weights = [float(w) for w in self.class_weights]
+        elif self.class_weights not in ("none", "inverse_frequency"):
+            raise ValueError(f"TrainConfig.class_weights must be 'none', 'inverse_frequency' or a list of per-class "
+                             f"weights, got {self.class_weights!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def make_optimizer(params: Any, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser ``config`` names, over ``params``."""
+    kw: dict[str, Any] = {"lr": config.lr, "weight_decay": config.weight_decay}
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, **kw)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, **kw)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, momentum=config.momentum, **kw)
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, momentum=config.momentum, **kw)
+    return torch.optim.Adagrad(params, **kw)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, maximize: bool) -> Any:
+    """The per-epoch learning-rate schedule of ``config`` (``None`` for ``constant``)."""
+    opts = dict(config.schedule_options)
+    sched = torch.optim.lr_scheduler
+    if config.lr_schedule == "cosine":
+        return sched.CosineAnnealingLR(optimizer, T_max=int(opts.get("T_max", config.epochs)),
+                                       eta_min=float(opts.get("eta_min", 0.0)))
+    if config.lr_schedule == "plateau":
+        return sched.ReduceLROnPlateau(optimizer, mode="max" if maximize else "min",
+                                       factor=float(opts.get("factor", 0.1)), patience=int(opts.get("patience", 10)),
+                                       min_lr=float(opts.get("min_lr", 0.0)))
+    if config.lr_schedule == "step":
+        return sched.StepLR(optimizer, step_size=int(opts.get("step_size", 10)), gamma=float(opts.get("gamma", 0.1)))
+    return None
+
+
+def class_weight_tensor(config: TrainConfig, dataset: BenchDataset) -> torch.Tensor | None:
+    """Per-class loss weights ``[C]`` for ``config.class_weights`` (``None`` when unweighted)."""
+    spec = dataset.spec
+    if spec.task != "classification" or config.class_weights == "none":
+        return None
+    if config.class_weights == "inverse_frequency":
+        return inverse_frequency_weights(dataset.utterances("train"), int(spec.num_classes))
+    weights = list(config.class_weights)
+    if len(weights) != spec.num_classes:
+        raise ValueError(f"TrainConfig.class_weights has {len(weights)} weights but dataset {dataset.name!r} has "
+                         f"{spec.num_classes} classes")
+    return torch.tensor(weights, dtype=torch.float32)
 
 
 @dataclass
@@ -250,12 +337,13 @@ def _fit(model: BenchModel, dataset: BenchDataset, config: TrainConfig, seed: in
     spec = dataset.spec
     metric = config.selection_metric or default_metric(spec.task)
     better = higher_is_better(metric)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = make_optimizer(model.parameters(), config)
+    scheduler = make_scheduler(optimizer, config, maximize=better)
     use_scaler = amp_dtype(device) == torch.float16 and config.amp
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-    weights = None
-    if config.class_weights == "inverse_frequency" and spec.task == "classification":
-        weights = inverse_frequency_weights(dataset.utterances("train"), int(spec.num_classes)).to(device)
+    weights = class_weight_tensor(config, dataset)
+    if weights is not None:
+        weights = weights.to(device)
     generator = torch.Generator().manual_seed(seed)
     best_state, best_valid, best_epoch = None, None, 0
     best_score = -math.inf if better else math.inf
@@ -278,7 +366,10 @@ def _fit(model: BenchModel, dataset: BenchDataset, config: TrainConfig, seed: in
             scaler.scale(loss).backward()
             if config.grad_clip:
                 scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                if config.grad_clip_mode == "value":
+                    torch.nn.utils.clip_grad_value_(model.parameters(), config.grad_clip)
+                else:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             scaler.step(optimizer)
             scaler.update()
             losses.append(loss.item())
@@ -290,7 +381,12 @@ def _fit(model: BenchModel, dataset: BenchDataset, config: TrainConfig, seed: in
         score = valid[metric]
         if math.isnan(score):
             raise DivergenceError(f"validation {metric} is NaN at epoch {epoch}")
-        row = {"epoch": epoch, "train_loss": float(np.mean(losses)), **{f"valid_{k}": v for k, v in valid.items()}}
+        row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "lr": optimizer.param_groups[0]["lr"],
+               **{f"valid_{k}": v for k, v in valid.items()}}
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(score)
+        elif scheduler is not None:
+            scheduler.step()
         history.append(row)
         if progress is not None:
             progress(row)

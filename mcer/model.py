@@ -25,6 +25,7 @@ from torch import nn
 from harness.data.collate import DialogueBatch
 from harness.data.types import DataSpec
 from harness.models import BenchModel, ModelOutput
+from harness.presets import Preset, Reference
 from harness.registry import MODELS
 from mcer._dropout import Dropout
 from mcer.denoise import ATTENTION_VARIANTS, DenoisingEncoder
@@ -128,31 +129,58 @@ class MCER(BenchModel):
 
 MODELS.register("mcer", level="dialogue", modalities=list(MODS), paper="arXiv 2603.25752")(MCER)
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "iemocap": dict(hidden=512, heads=64, fusion_heads=32, dropout=0.5, window=20, positional="rotary",
-                    residual_scale=0.5, gelu_coef=0.5, head_activation="leaky_relu", head_residual=True,
-                    logit_weights=(1.0, 1.0, 0.4)),
-    "meld": dict(hidden=256, heads=16, fusion_heads=16, dropout=0.6, window=25, positional="sinusoidal",
-                 residual_scale=1.0, gelu_coef=0.66, head_activation="relu", head_residual=False,
-                 logit_weights=(3.0, 1.0, 0.3)),
-}
 REFERENCE_FIXED = dict(denoiser="diff-shift", graphs="both", fusion="symmetric", filter_gates=True, aux_loss=True,
                        aux_weight=0.1, graph_dropout=0.2, attn_scale="model", reference_masking=True)
+"""The released code's choices that are not sizes: fixed in ``mcer-reference``."""
+
+_RELEASED = dict(repo="liuying2023912/ReDiFu", path="model.py", commit="b1cf3175bca1343f649f906f1ba763c1881f949a")
+# train.py: Adam(lr, weight_decay=--l2), CosineAnnealingLR(T_max=50, eta_min=1e-6) stepped once per epoch, no
+# gradient clipping; IEMOCAP weights the NLL by these per-class constants, MELD trains unweighted.
+_IEMOCAP_CLASS_WEIGHTS = [1 / 0.086747, 1 / 0.144406, 1 / 0.227883, 1 / 0.160585, 1 / 0.127711, 1 / 0.252668]
+PRESETS: dict[str, Preset] = {
+    "iemocap": Preset(
+        options=dict(hidden=512, heads=64, fusion_heads=32, dropout=0.5, window=20, positional="rotary",
+                     residual_scale=0.5, gelu_coef=0.5, head_activation="leaky_relu", head_residual=True,
+                     logit_weights=(1.0, 1.0, 0.4)),
+        dims={"text": 1024, "audio": 1582, "video": 342}, task="classification", num_classes=6, num_speakers=2,
+        recipe=dict(optimizer="adam", lr=1e-4, weight_decay=5e-5, lr_schedule="cosine",
+                    schedule_options={"T_max": 50, "eta_min": 1e-6}, epochs=50, dialogue_batch_size=16,
+                    grad_clip=None, class_weights=_IEMOCAP_CLASS_WEIGHTS),
+        reference=Reference(**_RELEASED, config="run_iemocap.sh (train.py for the recipe)", params=45_632_150,
+                            notes="padding leaks kept (see mcer); the released script picks the epoch on test, "
+                                  "mcer-bench on validation"),
+    ),
+    "meld": Preset(
+        options=dict(hidden=256, heads=16, fusion_heads=16, dropout=0.6, window=25, positional="sinusoidal",
+                     residual_scale=1.0, gelu_coef=0.66, head_activation="relu", head_residual=False,
+                     logit_weights=(3.0, 1.0, 0.3)),
+        dims={"text": 1024, "audio": 300, "video": 342}, task="classification", num_classes=7, num_speakers=9,
+        recipe=dict(optimizer="adam", lr=5e-5, weight_decay=5e-5, lr_schedule="cosine",
+                    schedule_options={"T_max": 50, "eta_min": 1e-6}, epochs=20, dialogue_batch_size=16,
+                    grad_clip=None),
+        reference=Reference(**_RELEASED, config="run_meld.sh (train.py for the recipe)", params=11_480_467,
+                            notes="padding leaks kept (see mcer); the released script picks the epoch on test, "
+                                  "mcer-bench on validation"),
+    ),
+}
 
 
-@MODELS.register("mcer-reference", level="dialogue", modalities=list(MODS), paper="arXiv 2603.25752 (ReDiFu code)")
+@MODELS.register("mcer-reference", level="dialogue", modalities=list(MODS), paper="arXiv 2603.25752 (ReDiFu code)",
+                 presets=PRESETS)
 class MCERReference(MCER):
-    """The released code's architecture (with its padding leaks) at ``preset="iemocap"|"meld"`` sizes.
+    """The released code's architecture, padding leaks included, at ``preset="iemocap"|"meld"``.
 
     IEMOCAP config (dims 1024/1582/342, 6 classes, 2 speakers): 45,632,150 parameters;
-    MELD config (1024/300/342, 7 classes, 9 speakers): 11,480,467. ``dropout`` overrides the preset.
+    MELD config (1024/300/342, 7 classes, 9 speakers): 11,480,467. Without a preset the sizes
+    default to the IEMOCAP configuration on whatever dims the data has. The released code's
+    non-size choices (``REFERENCE_FIXED``) cannot be changed here; use ``mcer`` for that.
     """
 
-    def __init__(self, spec: DataSpec, preset: str = "iemocap", dropout: float | None = None) -> None:
-        if preset not in PRESETS:
-            raise ValueError(f"mcer-reference: preset must be one of {sorted(PRESETS)}, got {preset!r}")
-        options = {**PRESETS[preset], **REFERENCE_FIXED}
-        if dropout is not None:
-            options["dropout"] = dropout
-        super().__init__(spec, **options)
-        self.preset = preset
+    def __init__(self, spec: DataSpec, hidden: int = 512, heads: int = 64, fusion_heads: int | None = 32,
+                 dropout: float = 0.5, window: int = 20, positional: str = "rotary", residual_scale: float = 0.5,
+                 gelu_coef: float = 0.5, head_activation: str = "leaky_relu", head_residual: bool = True,
+                 logit_weights: tuple[float, float, float] | list[float] = (1.0, 1.0, 0.4)) -> None:
+        super().__init__(spec, hidden=hidden, heads=heads, fusion_heads=fusion_heads, dropout=dropout, window=window,
+                         positional=positional, residual_scale=residual_scale, gelu_coef=gelu_coef,
+                         head_activation=head_activation, head_residual=head_residual, logit_weights=logit_weights,
+                         **REFERENCE_FIXED)

@@ -110,7 +110,8 @@ def _frames(rng: np.random.Generator, cls: int, n_frames: int, size: int, separa
 @lru_cache(maxsize=4)
 def _generate(n_train: int, n_valid: int, n_test: int, min_utts: int, max_utts: int, seed: int,
               text_cue_prob: float, text_misleading_prob: float, separation: float, mood_change_prob: float,
-              frame_size: int, n_frames: int, text_dim: int, n_mels: int, keep_raw: bool) -> tuple:
+              frame_size: int, n_frames: int, text_dim: int, n_mels: int, keep_raw: bool,
+              dims: tuple[tuple[str, int], ...] = ()) -> tuple:
     rng = np.random.default_rng(seed)
     sizes = {"train": n_train, "valid": n_valid, "test": n_test}
     dialogues: dict[str, list[tuple[str, list[dict[str, Any]]]]] = {}
@@ -148,6 +149,8 @@ def _generate(n_train: int, n_valid: int, n_test: int, min_utts: int, max_utts: 
         "audio": EXTRACTORS.create("logmel", n_mels=n_mels),
         "video": EXTRACTORS.create("frame-stats"),
     }
+    for m, width in dims:
+        extractors[m] = EXTRACTORS.create("projected", base=extractors[m].config(), dim=width, seed=seed)
     flat = [r for split in dialogues.values() for _, rows in split for r in rows]
     media = [r["raw"] for r in flat]
     feats = {m: ex.extract(media) for m, ex in extractors.items()}
@@ -178,12 +181,22 @@ def synthetic(
     text_dim: int = 64,
     n_mels: int = 40,
     keep_raw: bool = True,
+    dims: dict[str, int] | None = None,
 ) -> BenchDataset:
     """Seeded synthetic two-speaker dialogues with waveforms, RGB clips and transcripts.
 
     Sizes are numbers of dialogues per split; each has ``min_utts..max_utts`` utterances.
     ``separation`` (>0) scales how far apart the audio and video cues of the classes lie.
+    ``dims`` (e.g. ``{"text": 768, "audio": 5, "video": 20}``) gives modalities the widths of a
+    reference configuration through a fixed seeded projection of their features (the
+    ``projected`` extractor), so a model preset can run on synthetic data.
     """
+    if dims is not None:
+        unknown = sorted(set(dims) - {"text", "audio", "video"})
+        bad = {m: d for m, d in dims.items() if not isinstance(d, int) or isinstance(d, bool) or d < 1}
+        if unknown or bad:
+            raise ValueError(f"synthetic: dims maps 'text', 'audio', 'video' to positive widths, got {dims!r}"
+                             + (f" (unknown modalities {unknown})" if unknown else ""))
     if task not in ("classification", "regression"):
         raise ValueError(f"synthetic: task must be 'classification' or 'regression', got {task!r}")
     for name, value in (("n_train", n_train), ("n_valid", n_valid), ("n_test", n_test)):
@@ -199,7 +212,8 @@ def synthetic(
         raise ValueError(f"synthetic: separation must be > 0, got {separation}")
     dialogues, dims, ex_config = _generate(n_train, n_valid, n_test, min_utts, max_utts, seed, text_cue_prob,
                                            text_misleading_prob, separation, mood_change_prob, frame_size,
-                                           n_frames, text_dim, n_mels, keep_raw)
+                                           n_frames, text_dim, n_mels, keep_raw,
+                                           tuple(sorted((dims or {}).items())))
     spec = DataSpec(
         dims=dims,
         task=task,  # type: ignore[arg-type]
