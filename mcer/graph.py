@@ -7,7 +7,10 @@ inter-speaker graph {1, 4, 5}; the fully-connected "unaware" graph keeps all win
 
 A GAT score is ``LeakyReLU_0.2(a^T [W h_i ; W h_j ; E rel_ij])``. It is computed in the
 decomposed exact form ``(W h . a1)_i + (W h . a2)_j + (E a3)[rel_ij]``: memory ``O(B N^2)``,
-never the ``[B, N, N, 2F + 10]`` concatenation.
+never the ``[B, N, N, 2F + 10]`` concatenation. The relation term is a lookup in a 6-entry table;
+its gradient is summed per relation as one ``one_hot(rel)^T grad`` product (:func:`relation_bias`)
+rather than scattered into the 6 cells with atomics (``B N^2`` colliding writes on a GPU, most of
+a CUDA step's time at the reference size).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.layers import masked_softmax
 from mcer._dropout import dropout
 
 NUM_RELATIONS = 6
@@ -54,6 +58,32 @@ def select_graph(relations: torch.Tensor, kind: str) -> torch.Tensor:
     return torch.where(keep, relations, torch.zeros_like(relations))
 
 
+class _RelationBias(torch.autograd.Function):
+    """``table[relations]``; the table's gradient is ``one_hot(relations)^T grad`` (one product)."""
+
+    @staticmethod
+    def forward(ctx, table: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+        ctx.save_for_backward(relations)
+        ctx.size = table.shape[0]
+        return table[relations]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN001
+        (relations,) = ctx.saved_tensors
+        acc = torch.promote_types(grad.dtype, torch.float32)  # bf16/fp16 gradients summed in float32
+        one_hot = (relations.reshape(-1, 1) == torch.arange(ctx.size, device=relations.device)).to(acc)
+        per_relation = grad.reshape(1, -1).to(acc) @ one_hot
+        return per_relation.reshape(ctx.size).to(grad.dtype), None
+
+
+def relation_bias(table: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
+    """``table[relations]`` (``[R]`` indexed by int ``[B, N, N]`` -> ``[B, N, N]``) with a gradient
+    free of atomics: ``d table[r] = sum of grad over the pairs whose relation is r``."""
+    if not table.requires_grad or not torch.is_grad_enabled():
+        return table[relations]
+    return _RelationBias.apply(table, relations)
+
+
 class GraphAttentionLayer(nn.Module):
     """One GAT head: ``h [B, N, F_in]``, ``rel [B, N, N]`` -> ``LN(softmax_j(e_ij) W h_j)`` ``[B, N, F_out]``.
 
@@ -82,14 +112,15 @@ class GraphAttentionLayer(nn.Module):
         e = (wh @ a[:f]).unsqueeze(2) + (wh @ a[f : 2 * f]).unsqueeze(1)
         if self.relation_embedding is not None:
             table = self.relation_embedding.weight @ a[2 * f :]  # [6]: (E a3)
-            e = e + table[relations]
+            e = e + relation_bias(table, relations)
         return self.leakyrelu(e)
 
-    def forward(self, h: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, relations: torch.Tensor, edges: torch.Tensor | None = None) -> torch.Tensor:
+        """``edges`` (``relations > 0``, bool ``[B, N, N]``) may be passed when several layers share it."""
         wh = h @ self.W
-        e = self.scores(wh, relations)
-        edges = relations > 0
-        att = torch.softmax(e.masked_fill(~edges, torch.finfo(e.dtype).min), dim=-1) * edges.to(e.dtype)
+        if edges is None:
+            edges = relations > 0
+        att = masked_softmax(self.scores(wh, relations), edges)
         att = dropout(att, self.dropout, training=self.training)
         out = self.layer_norm(att @ wh)
         return F.gelu(out) if self.concat else out
@@ -112,10 +143,11 @@ class RGAT(nn.Module):
 
     def forward(self, x: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
         residual = x
+        edges = relations > 0
         x = dropout(x, self.dropout, training=self.training)
-        x = torch.cat([att(x, relations) for att in self.attentions], dim=-1)
+        x = torch.cat([att(x, relations, edges) for att in self.attentions], dim=-1)
         x = dropout(x, self.dropout, training=self.training)
-        x = self.fc(F.gelu(self.out_att(x, relations)))
+        x = self.fc(F.gelu(self.out_att(x, relations, edges)))
         return self.layer_norm(x + residual)
 
 
