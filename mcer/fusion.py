@@ -17,8 +17,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from harness.layers import masked_softmax, merge_heads, split_heads
+from harness.layers import merge_heads, split_heads
 from mcer._dropout import Dropout
+from mcer.attention import attend
 
 FUSION_MODES = ("text-guided", "symmetric", "concat")
 
@@ -44,8 +45,8 @@ class CrossAttention(nn.Module):
         k = split_heads(other @ w[self.dim : 2 * self.dim].t(), self.heads)
         v = split_heads(other @ w[2 * self.dim :].t(), self.heads)
         keys = None if mask is None else mask[:, None, None, :]
-        att = self.attn_drop(masked_softmax(q @ k.transpose(-2, -1) * self.scale, keys))
-        return self.proj_drop(self.proj(merge_heads(att @ v)))
+        z = attend(q, k, v, keys, self.scale, self.attn_drop.p, self.training)
+        return self.proj_drop(self.proj(merge_heads(z)))
 
 
 class GatedFusion(nn.Module):
