@@ -141,6 +141,17 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def machine_independent_threads(device: torch.device | str = "cpu") -> contextlib.AbstractContextManager[None]:
+    """One intra-op thread for CPU work on ``device`` (a no-op elsewhere).
+
+    Corruptions and feature extractors run under it: their output for an utterance must not
+    depend on the machine's thread count (paired corruption), and one thread is the only count
+    every machine has.
+    """
+    device = torch.device(device) if isinstance(device, str) else device
+    return torch_threads(1) if device.type == "cpu" else contextlib.nullcontext()
+
+
 @dataclass(frozen=True)
 class WorkerPlan:
     """How to run training cells in parallel: ``workers`` processes with ``threads`` torch
