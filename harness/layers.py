@@ -116,18 +116,20 @@ def dialogue_lengths(mask: torch.Tensor) -> torch.Tensor:
     return mask.long().sum(1).clamp(min=1)
 
 
-def masked_softmax(scores: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+def masked_softmax(scores: torch.Tensor, key_mask: torch.Tensor | None, filled: bool = False) -> torch.Tensor:
     """Softmax over the last axis where ``key_mask`` is True; rows with no valid key give zeros.
 
     ``scores``: ``[..., Nq, Nk]``; ``key_mask``: bool broadcastable to ``scores`` (True = keep).
     Masked entries are exactly zero, so padding never contributes to a real row. The result
     keeps the dtype of ``scores`` even under autocast (which would otherwise write a float32
     map): a bf16 map stays bf16 (the softmax still accumulates in float32 internally).
+    ``filled=True`` says the masked entries of ``scores`` already hold ``finfo.min``.
     """
     if key_mask is None:
         return torch.softmax(scores, dim=-1, dtype=scores.dtype)
-    filled = scores.masked_fill(~key_mask, torch.finfo(scores.dtype).min)
-    probs = torch.softmax(filled, dim=-1, dtype=scores.dtype)
+    if not filled:
+        scores = scores.masked_fill(~key_mask, torch.finfo(scores.dtype).min)
+    probs = torch.softmax(scores, dim=-1, dtype=scores.dtype)
     # In a row with a valid key, exp(finfo.min - max) underflows to exactly 0, so only rows
     # without any valid key need zeroing. On the CPU, skip that pass when there is none; on an
     # accelerator, always apply it (asking would cost a device sync).

@@ -46,18 +46,33 @@ def shift_scores(scores: torch.Tensor, shift: str) -> torch.Tensor:
     return out
 
 
+def _softmax_in_place_masked(scores: torch.Tensor, keys: torch.Tensor | None) -> torch.Tensor:
+    """:func:`harness.layers.masked_softmax` that masks ``scores`` in place (a fresh tensor here),
+    saving a map-sized copy."""
+    if keys is None:
+        return torch.softmax(scores, dim=-1, dtype=scores.dtype)
+    return masked_softmax(scores.masked_fill_(~keys, torch.finfo(scores.dtype).min), keys, filled=True)
+
+
 def _probabilities(q: torch.Tensor, k: torch.Tensor, scale: float, keys: torch.Tensor | None, shift: str | None,
                    keys2: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
     scores = torch.matmul(q, k.transpose(-2, -1)).mul_(scale)
-    shifted = shift_scores(scores, shift) if shift is not None else None
-    p1 = masked_softmax(scores, keys)
-    p2 = masked_softmax(shifted, keys2) if shifted is not None else None
+    shifted = shift_scores(scores, shift) if shift is not None else None  # before scores is masked
+    p1 = _softmax_in_place_masked(scores, keys)
+    p2 = _softmax_in_place_masked(shifted, keys2) if shifted is not None else None
     return p1, p2
 
 
-def _combine(p1: torch.Tensor, p2: torch.Tensor | None, keep: torch.Tensor | None) -> torch.Tensor:
-    d = p1 - p2 if p2 is not None else p1
-    return torch.where(keep, d, 0) if keep is not None else d
+def _combine(p1: torch.Tensor, p2: torch.Tensor | None, keep: torch.Tensor | None, in_place: bool) -> torch.Tensor:
+    """``(p1 - p2) * keep`` (``p2`` optional, ``keep`` a 0/1 mask of the maps' dtype); ``in_place``
+    may overwrite ``p1`` (when it is not needed afterwards)."""
+    if p2 is not None:
+        d = p1.sub_(p2) if in_place else p1 - p2
+    else:
+        d = p1
+    if keep is None:
+        return d
+    return d.mul_(keep) if (in_place or p2 is not None) else d * keep
 
 
 class _AttentionCore(torch.autograd.Function):
@@ -67,10 +82,11 @@ class _AttentionCore(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, keys, keys2, keep, scale, shift, out_scale, recompute):  # noqa: ANN001
         p1, p2 = _probabilities(q, k, scale, keys, shift, keys2)
-        out = torch.matmul(_combine(p1, p2, keep), v)
+        maps = () if recompute else (p1,) if p2 is None else (p1, p2)
+        mask = keep.to(p1.dtype) if keep is not None else None
+        out = torch.matmul(_combine(p1, p2, mask, in_place=recompute), v)
         if out_scale != 1.0:
             out = out.mul_(out_scale)
-        maps = () if recompute else (p1,) if p2 is None else (p1, p2)
         ctx.save_for_backward(q, k, v, keys, keys2, keep, *maps)
         ctx.scale, ctx.shift, ctx.out_scale, ctx.recompute = scale, shift, out_scale, recompute
         return out
@@ -82,14 +98,17 @@ class _AttentionCore(torch.autograd.Function):
             p1, p2 = _probabilities(q, k, ctx.scale, keys, ctx.shift, keys2)
         else:
             p1, p2 = maps[0], (maps[1] if len(maps) > 1 else None)
+        mask = keep.to(p1.dtype) if keep is not None else None
         g = grad * ctx.out_scale if ctx.out_scale != 1.0 else grad
         none = (None,) * 7
-        dv = torch.matmul(_combine(p1, p2, keep).transpose(-2, -1), g) if ctx.needs_input_grad[2] else None
+        dv = None
+        if ctx.needs_input_grad[2]:
+            dv = torch.matmul(_combine(p1, p2, mask, in_place=False).transpose(-2, -1), g)
         if not (ctx.needs_input_grad[0] or ctx.needs_input_grad[1]):
             return None, None, dv, *none
         dmap = torch.matmul(g, v.transpose(-2, -1))
-        if keep is not None:
-            dmap = torch.where(keep, dmap, 0)
+        if mask is not None:
+            dmap.mul_(mask)
         # masked and empty rows have probability exactly 0, so their score gradient is 0 here
         dscores = torch._softmax_backward_data(dmap, p1, -1, p1.dtype)
         if p2 is not None:
@@ -159,5 +178,5 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keys: torch.Tensor
             recompute = recompute_default(q.device)
         return _AttentionCore.apply(q, k, v, keys, keys2, keep, float(scale), shift, out_scale, bool(recompute))
     p1, p2 = _probabilities(q, k, float(scale), keys, shift, keys2)
-    out = torch.matmul(_combine(p1, p2, keep), v)
+    out = torch.matmul(_combine(p1, p2, keep.to(p1.dtype) if keep is not None else None, in_place=True), v)
     return out.mul_(out_scale) if out_scale != 1.0 else out

@@ -28,6 +28,7 @@ from torch import nn
 from harness.layers import gelu_tanh, masked_softmax, merge_heads, split_heads
 from mcer._dropout import Dropout
 from mcer.attention import attend
+from mcer.gates import blend
 
 ATTENTION_VARIANTS = ("diff-shift", "diff-dual", "standard")
 
@@ -66,7 +67,7 @@ class ContextGate(nn.Module):
 
     def forward(self, x_pe: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
         g = torch.sigmoid(self.w2(torch.tanh(self.w1(self.norm(torch.cat([x_pe, delta], dim=-1))))))
-        return g * delta + (1 - g) * x_pe
+        return blend(x_pe, delta, g)
 
 
 def shifted_key_mask(mask: torch.Tensor, cyclic: bool) -> torch.Tensor:

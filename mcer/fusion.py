@@ -15,11 +15,13 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from harness.layers import merge_heads, split_heads
 from mcer._dropout import Dropout
 from mcer.attention import attend
+from mcer.gates import blend
 
 FUSION_MODES = ("text-guided", "symmetric", "concat")
 
@@ -50,15 +52,21 @@ class CrossAttention(nn.Module):
 
 
 class GatedFusion(nn.Module):
-    """``g = sigmoid(W [x; y])``; returns ``g x + (1 - g) y`` (``[B, N, H]``)."""
+    """``g = sigmoid(W [x; y])``; returns ``g x + (1 - g) y`` (``[B, N, H]``).
+
+    ``W [x; y]`` is computed as ``W_x x + W_y y`` (the two halves of the same weight), so the
+    ``[B, N, 2H]`` concatenation is never built; the blend is one ``lerp``.
+    """
 
     def __init__(self, dim: int) -> None:
         super().__init__()
+        self.dim = dim
         self.gate = nn.Linear(2 * dim, dim)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        g = torch.sigmoid(self.gate(torch.cat([x, y], dim=-1)))
-        return x * g + y * (1 - g)
+        w = self.gate.weight
+        g = torch.sigmoid(F.linear(x, w[:, : self.dim]) + F.linear(y, w[:, self.dim :], self.gate.bias))
+        return blend(y, x, g)
 
 
 def fusion_mlp(dim: int, hidden: int, dropout: float, layers: int = 4) -> nn.Sequential:
