@@ -22,6 +22,7 @@ from harness.layers import merge_heads, split_heads
 from mcer._dropout import Dropout
 from mcer.attention import attend
 from mcer.gates import blend
+from mcer.recompute import recomputed
 
 FUSION_MODES = ("text-guided", "symmetric", "concat")
 
@@ -87,6 +88,7 @@ class CrossModalDiffusion(nn.Module):
         if mode not in FUSION_MODES:
             raise ValueError(f"fusion must be one of {FUSION_MODES}, got {mode!r}")
         self.mode, self.key_mask = mode, key_mask
+        self.recompute = False  # set by the model: recompute each modality's update in the backward pass
         hidden = int(dim * mlp_ratio)
         if mode == "concat":
             self.joint = nn.Linear(3 * dim, dim)
@@ -109,8 +111,12 @@ class CrossModalDiffusion(nn.Module):
         km = mask if self.key_mask else None
         raw = {"t": t, "a": a, "v": v}
         normed = {m: self.norm[m](x) for m, x in raw.items()}
-        out = {}
-        for m, x in raw.items():
-            cross = sum(self.attn[m](normed[m], normed[s], km) for s in self.sources[m])
-            out[m] = x + self.mlp[m](self.gate[m](x, cross))
+        out = {m: recomputed(self._diffuse, self.recompute, m, x, km, normed[m], *(normed[s] for s in self.sources[m]))
+               for m, x in raw.items()}
         return out["t"], out["a"], out["v"]
+
+    def _diffuse(self, m: str, x: torch.Tensor, km: torch.Tensor | None, own: torch.Tensor,
+                 *sources: torch.Tensor) -> torch.Tensor:
+        """Modality ``m``'s update: cross-attention to each source, summed, gated, MLP, residual."""
+        cross = sum(self.attn[m](own, s, km) for s in sources)
+        return x + self.mlp[m](self.gate[m](x, cross))

@@ -21,6 +21,7 @@ from torch import nn
 
 from harness.layers import masked_softmax
 from mcer._dropout import dropout
+from mcer.recompute import recomputed
 
 NUM_RELATIONS = 6
 RELATION_DIM = 10
@@ -173,11 +174,12 @@ class SpeakerGraphs(nn.Module):
         emb = nn.Embedding(NUM_RELATIONS, RELATION_DIM) if graphs not in ("unaware", "none") else None
         self.relation_embedding = emb
         self.blocks = nn.ModuleList(RGAT(hidden, heads, dropout, relation_embedding=emb) for _ in self.kinds)
+        self.recompute = False  # set by the model: recompute each block's activations in the backward pass
 
     def forward(self, x: torch.Tensor, speakers: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if not self.kinds:
             return x
         relations = build_relations(speakers, mask, self.window)
         for kind, block in zip(self.kinds, self.blocks):
-            x = block(x, select_graph(relations, kind))
+            x = recomputed(block, self.recompute, x, select_graph(relations, kind))
         return x
