@@ -19,6 +19,10 @@ forward + backward). For the full-model variants it prints the floors a step can
   Adam's two moments (16 bytes per parameter, plus the interpreter and libraries), measured
   before the first step. ``x state`` = peak RSS / state floor.
 
+A CPU variant may carry ``+flag`` suffixes, each a separate row of the same run: ``+malloc``
+(glibc returns freed blocks to the OS: ``harness.runtime.configure_cpu_allocator``),
+``+recompute`` (the model's ``recompute=True``), ``+fused-adam`` (``Adam(fused=True)``).
+
 CUDA (``--device cuda``): variants ``mcer-reference``, ``mcer`` (the default model at the same
 sizes) and ``naive``, each at ``--batches`` (16,64) and ``--dtypes`` (fp32,bf16 autocast):
 train-step and inference medians (synchronised), peak ``torch.cuda.max_memory_allocated``, the
@@ -44,6 +48,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 CPU_VARIANTS = ("mcer-reference", "naive", "gat", "gat-naive")
 CUDA_VARIANTS = ("mcer-reference", "mcer", "naive")
+FLAGS = ("malloc", "recompute", "fused-adam")  # "+flag" suffixes of a variant, see the module doc
+CPU_DEFAULT = ("mcer-reference", "mcer-reference+malloc", "mcer-reference+malloc+recompute", "naive", "gat",
+               "gat-naive")
 PAIRS = (("mcer-reference", "naive"), ("gat", "gat-naive"))
 DIMS = {"text": 1024, "audio": 1582, "video": 342}
 GEMM = (1760, 2048, 2048)  # the fusion MLP's hidden product at B=16, N=110
@@ -55,7 +62,7 @@ def _rss_mib() -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _build(variant: str, batch: int, length: int, device: str, fused_adam: bool = False):
+def _build(variant: str, batch: int, length: int, device: str, fused_adam: bool = False, recompute: bool = False):
     """(model, batch data, Adam) for ``variant`` on ``device``; seeded, so every variant is the same model.
 
     Adam is the harness's (``harness.train.make_optimizer``) unless ``fused_adam``."""
@@ -73,10 +80,11 @@ def _build(variant: str, batch: int, length: int, device: str, fused_adam: bool 
         _naive_gat.install()
     torch.manual_seed(0)
     spec = DataSpec(dims=dict(DIMS), num_classes=6, num_speakers=2)
+    extra = {"recompute": True} if recompute else {}
     if variant == "mcer":
-        model = MODELS.create("mcer", spec, **PRESETS["iemocap"].options)
+        model = MODELS.create("mcer", spec, **PRESETS["iemocap"].options, **extra)
     else:
-        model = MODELS.create("mcer-reference", spec, preset="iemocap")
+        model = MODELS.create("mcer-reference", spec, preset="iemocap", **extra)
     model = model.to(device)
     g = torch.Generator().manual_seed(1)
     inputs = {m: torch.randn(batch, length, d, generator=g) for m, d in spec.dims.items()}
@@ -123,8 +131,14 @@ def cpu_worker(variant: str, repeats: int, batch: int, length: int, threads: int
     import torch
 
     torch.set_num_threads(threads)
-    model, data, opt = _build(variant, batch, length, "cpu", fused_adam)
-    if variant.startswith("gat"):
+    base, *flags = variant.split("+")
+    if "malloc" in flags:
+        from harness.runtime import configure_cpu_allocator
+
+        configure_cpu_allocator()
+    fused_adam = fused_adam or "fused-adam" in flags
+    model, data, opt = _build(base, batch, length, "cpu", fused_adam, recompute="recompute" in flags)
+    if base.startswith("gat"):
         return _gat_only(torch, model, variant, repeats, batch, length, threads)
 
     def step() -> None:
@@ -281,20 +295,21 @@ def _write_csv(rows: list[dict], path: Path) -> None:
 def report_cpu(rows: list[dict], args: argparse.Namespace) -> None:
     by = {r["variant"]: r for r in rows}
     for fast, slow in PAIRS:
-        if fast in by and slow in by:
-            for r in (by[fast], by[slow]):
-                r["train_x_vs_naive"] = by[slow]["train_step_s"] / r["train_step_s"]
-                r["inference_x_vs_naive"] = by[slow]["inference_s"] / r["inference_s"]
-                r["peak_rss_x_vs_naive"] = by[slow]["peak_rss_mb"] / r["peak_rss_mb"]
+        if slow not in by:
+            continue
+        for r in [by[slow]] + [r for r in rows if r["variant"].split("+")[0] == fast]:
+            r["train_x_vs_naive"] = by[slow]["train_step_s"] / r["train_step_s"]
+            r["inference_x_vs_naive"] = by[slow]["inference_s"] / r["inference_s"]
+            r["peak_rss_x_vs_naive"] = by[slow]["peak_rss_mb"] / r["peak_rss_mb"]
     nan = float("nan")
     adam = "Adam(fused=True)" if args.fused_adam else "the harness's Adam"
     print(f"mcer-reference IEMOCAP, B={args.batch} N={args.length}, {args.threads} threads, median of {args.repeats}, "
           f"{adam}")
     print("goals: step <= 1.5x its FLOP floor; peak RSS <= 2x the state floor (see the script's doc)")
-    print(f"{'variant':<15} {'train s':>8} {'infer s':>8} {'peak MiB':>9} {'x naive':>8} | {'GFLOP':>6} "
+    print(f"{'variant':<32} {'train s':>8} {'infer s':>8} {'peak MiB':>9} {'x naive':>8} | {'GFLOP':>6} "
           f"{'GFLOP/s':>8} {'floor s':>8} {'x FLOP':>7} | {'state MiB':>9} {'x state':>8}")
     for r in rows:
-        print(f"{r['variant']:<15} {r['train_step_s']:8.2f} {r['inference_s']:8.2f} {r['peak_rss_mb']:9.0f} "
+        print(f"{r['variant']:<32} {r['train_step_s']:8.2f} {r['inference_s']:8.2f} {r['peak_rss_mb']:9.0f} "
               f"{r.get('train_x_vs_naive', nan):8.2f} | {r.get('step_gflop', nan):6.0f} {r.get('matmul_gflops', nan):8.0f} "
               f"{r.get('flop_floor_s', nan):8.2f} {r.get('x_flop_floor', nan):7.2f} | {r.get('state_floor_mb', nan):9.0f} "
               f"{r.get('x_state_floor', nan):8.2f}")
@@ -368,10 +383,13 @@ def main() -> None:
                                         args.fused_adam)))
         return
     allowed = CUDA_VARIANTS if args.device == "cuda" else CPU_VARIANTS
-    chosen = [v.strip() for v in (args.variants or ",".join(allowed)).split(",") if v.strip()]
-    bad = [v for v in chosen if v not in allowed]
+    default = CUDA_VARIANTS if args.device == "cuda" else CPU_DEFAULT
+    chosen = [v.strip() for v in (args.variants or ",".join(default)).split(",") if v.strip()]
+    bad = [v for v in chosen if v.split("+")[0] not in allowed or (args.device == "cuda" and "+" in v)
+           or any(f not in FLAGS for f in v.split("+")[1:])]
     if bad:
-        raise SystemExit(f"--variants: unknown {bad} for --device {args.device}; expected a comma list of {allowed}")
+        raise SystemExit(f"--variants: unknown {bad} for --device {args.device}; expected a comma list of {allowed}"
+                         + (f", each with optional +flags from {FLAGS}" if args.device == "cpu" else ""))
     if args.device == "cuda":
         import torch
 

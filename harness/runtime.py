@@ -152,6 +152,32 @@ def machine_independent_threads(device: torch.device | str = "cpu") -> contextli
     return torch_threads(1) if device.type == "cpu" else contextlib.nullcontext()
 
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters (malloc.h)
+
+
+def configure_cpu_allocator(mmap_threshold: int = 1 << 20) -> bool:
+    """Make glibc's malloc return freed tensor memory to the OS (Linux/glibc; no-op elsewhere).
+
+    By default glibc serves blocks up to 32 MiB from its heap and keeps them when freed, so a
+    training step's short-lived activations leave the process's resident memory well above
+    what is alive (measured on the reference MCER step: peak RSS 2.4x the state floor with 1.9x
+    live). With a fixed ``mmap_threshold`` (bytes) every larger block is mapped on allocation
+    and unmapped on free, and the heap top is trimmed at once. Costs page faults on each new
+    large block. Call once per process, early (CLI start, each worker). Returns whether glibc
+    accepted the settings.
+    """
+    if isinstance(mmap_threshold, bool) or not isinstance(mmap_threshold, int) or mmap_threshold < 4096:
+        raise ValueError(f"mmap_threshold must be an int >= 4096 bytes, got {mmap_threshold!r}")
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, 0))
+
+
 @dataclass(frozen=True)
 class WorkerPlan:
     """How to run training cells in parallel: ``workers`` processes with ``threads`` torch

@@ -24,10 +24,10 @@ def _run(tmp_path, *args):
 
 @pytest.mark.slow
 def test_cpu_bench_prints_the_floors(tmp_path):
-    out = _run(tmp_path, "--variants", "mcer-reference,gat", "--batch", "1", "--threads", "1")
+    out = _run(tmp_path, "--variants", "mcer-reference+malloc+recompute,gat", "--batch", "1", "--threads", "1")
     assert "x FLOP" in out and "x state" in out
     rows = {r["variant"]: r for r in csv.DictReader(open(tmp_path / "mcer.csv"))}
-    ref = rows["mcer-reference"]
+    ref = rows["mcer-reference+malloc+recompute"]
     assert int(ref["params"]) == 45_632_150
     assert float(ref["step_gflop"]) > 0 and float(ref["matmul_gflops"]) > 0
     assert float(ref["x_flop_floor"]) > 1.0  # a step cannot beat its own matmul floor
@@ -39,9 +39,10 @@ def test_bench_refuses_bad_arguments(tmp_path):
     res = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path), "--dtypes", "fp8"],
                          capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert res.returncode != 0 and "--dtypes" in res.stderr
-    res = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path), "--variants", "mcer"],
-                         capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert res.returncode != 0 and "unknown ['mcer']" in res.stderr
+    for bad in ("mcer", "mcer-reference+fast"):
+        res = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path), "--variants", bad],
+                             capture_output=True, text=True, timeout=120, cwd=ROOT)
+        assert res.returncode != 0 and f"unknown ['{bad}']" in res.stderr
 
 
 @pytest.mark.slow

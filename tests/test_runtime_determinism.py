@@ -6,6 +6,10 @@ where CUDA is present and is reported as skipped ("CUDA not available") elsewher
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -15,6 +19,7 @@ from harness.resample import interpolation_matrix, linear_resample
 from harness.runtime import (
     GPU_WORKERS_PER_DEVICE,
     allow_nondeterministic,
+    configure_cpu_allocator,
     determinism_status,
     plan_workers,
     seed_everything,
@@ -145,3 +150,36 @@ def test_cuda_same_seed_bit_identical_metrics(tiny_dataset, name, restore_determ
     assert ok1 and ok2
     assert m1 == m2
     assert torch.equal(torch.as_tensor(p1.outputs), torch.as_tensor(p2.outputs))
+
+
+# -- CPU allocator -------------------------------------------------------------------------------
+ALLOCATION = """
+import sys, torch
+from harness.runtime import configure_cpu_allocator
+ok = configure_cpu_allocator() if sys.argv[1] == "configured" else None
+def rss():
+    return int(open('/proc/self/statm').read().split()[1]) * 4096 / 2**20
+big = torch.ones(2**22); del big  # a freed 16 MiB block raises glibc's dynamic mmap threshold to 16 MiB
+base = rss()
+xs = [torch.ones(2**20) for _ in range(64)]  # 64 blocks of 4 MiB, now served from the heap
+pin = torch.ones(1024)  # allocated after them: the heap top cannot shrink past it
+held = rss()
+del xs
+print(ok, round(held - base), round(rss() - base))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc and /proc are Linux-only")
+def test_configured_allocator_returns_freed_tensor_memory():
+    """(Without the setting glibc usually keeps those blocks: not asserted, it depends on its heap state.)"""
+    res = subprocess.run([sys.executable, "-c", ALLOCATION, "configured"], capture_output=True, text=True,
+                         timeout=120, cwd=Path(__file__).resolve().parents[1])
+    ok, held, after = res.stdout.split()
+    assert ok == "True"
+    assert int(held) >= 200  # the 256 MiB were resident
+    assert int(after) < 32  # and went back to the OS when freed
+
+
+def test_allocator_threshold_is_checked():
+    with pytest.raises(ValueError, match="mmap_threshold"):
+        configure_cpu_allocator(0)
