@@ -110,7 +110,8 @@ def _matmul_rate(torch, a, b) -> float:
 
 
 def _step_flops(torch, model, data) -> float:
-    """Dense FLOPs of forward + loss + backward, with the attention maps kept (no recomputation)."""
+    """Dense FLOPs of forward + loss + backward without any recomputation (maps kept, stages not
+    recomputed): the products the step itself needs."""
     import contextlib
 
     from torch.utils.flop_counter import FlopCounterMode
@@ -121,9 +122,14 @@ def _step_flops(torch, model, data) -> float:
         recomputation = lambda enabled: contextlib.nullcontext()  # noqa: E731
 
     model.train()
+    recompute = getattr(model, "recompute", False)
+    if recompute:
+        model.recompute = False  # the floor counts the step's own products, not the recomputation
     with recomputation(False), FlopCounterMode(display=False) as counter:
         model.loss(model(data), data).backward()
     model.zero_grad(set_to_none=True)
+    if recompute:
+        model.recompute = True
     return float(counter.get_total_flops())
 
 

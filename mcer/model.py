@@ -103,9 +103,19 @@ class MCER(BenchModel):
         self.fusion = CrossModalDiffusion(hidden, fusion_heads or heads, fusion, dropout=dropout,
                                           key_mask=not reference_masking)
         self.heads = ModalityHeads(hidden, spec.output_dim, tuple(logit_weights), head_activation, dropout)
-        if not isinstance(recompute, bool):
-            raise ValueError(f"mcer: recompute must be True or False, got {recompute!r}")
-        self.recompute = self.graphs.recompute = self.fusion.recompute = recompute
+        self.recompute = recompute
+
+    @property
+    def recompute(self) -> bool:
+        """Whether the graph blocks, denoisers and fusion updates recompute their activations in
+        the backward pass; settable (e.g. to count a step's FLOPs without the recomputation)."""
+        return self._recompute
+
+    @recompute.setter
+    def recompute(self, enabled: bool) -> None:
+        if not isinstance(enabled, bool):
+            raise ValueError(f"mcer: recompute must be True or False, got {enabled!r}")
+        self._recompute = self.graphs.recompute = self.fusion.recompute = enabled
 
     def forward(self, batch: DialogueBatch) -> ModelOutput:
         if not isinstance(batch, DialogueBatch):

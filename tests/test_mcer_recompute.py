@@ -55,6 +55,14 @@ def test_recompute_gives_the_same_loss_and_gradients_with_less_kept(name, option
     assert kept1 < kept0 / 2
 
 
+def test_recompute_can_be_switched_on_an_existing_model():
+    model = MODELS.create("mcer", SPEC, hidden=16, heads=2)
+    model.recompute = True
+    assert model.graphs.recompute and model.fusion.recompute
+    model.recompute = False
+    assert not (model.graphs.recompute or model.fusion.recompute)
+
+
 def test_recompute_option_is_checked():
     with pytest.raises(ValueError, match="recompute"):
         MODELS.create("mcer", SPEC, hidden=16, heads=2, recompute="yes")
