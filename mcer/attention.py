@@ -56,7 +56,7 @@ def _softmax_in_place_masked(scores: torch.Tensor, keys: torch.Tensor | None) ->
 
 def _probabilities(q: torch.Tensor, k: torch.Tensor, scale: float, keys: torch.Tensor | None, shift: str | None,
                    keys2: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    scores = torch.matmul(q, k.transpose(-2, -1)).mul_(scale)
+    scores = torch.matmul(q * scale, k.transpose(-2, -1))  # scaling q ([.., N, d]) spares a pass over the map
     shifted = shift_scores(scores, shift) if shift is not None else None  # before scores is masked
     p1 = _softmax_in_place_masked(scores, keys)
     p2 = _softmax_in_place_masked(shifted, keys2) if shifted is not None else None
@@ -117,9 +117,9 @@ class _AttentionCore(torch.autograd.Function):
                 dscores.sub_(torch.roll(d2, shifts=-1, dims=-1))
             else:
                 dscores[..., :-1].sub_(d2[..., 1:])
-        dscores.mul_(ctx.scale)
-        dq = torch.matmul(dscores, k) if ctx.needs_input_grad[0] else None
-        dk = torch.matmul(dscores.transpose(-2, -1), q) if ctx.needs_input_grad[1] else None
+        # the score scale goes on the [.., N, d] products, not on the map
+        dq = torch.matmul(dscores, k).mul_(ctx.scale) if ctx.needs_input_grad[0] else None
+        dk = torch.matmul(dscores.transpose(-2, -1), q).mul_(ctx.scale) if ctx.needs_input_grad[1] else None
         return dq, dk, dv, *none
 
 

@@ -91,7 +91,7 @@ class PositionalEncoding(nn.Module):
             cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
             x1, x2 = x[..., 0 : self.rot_dim : 2], x[..., 1 : self.rot_dim : 2]
             rot = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
-            x = torch.cat([rot, x[..., self.rot_dim :]], dim=-1)
+            x = torch.cat([rot, x[..., self.rot_dim :]], dim=-1) if self.rot_dim < self.hidden else rot
         elif self.kind == "sinusoidal":
             if n > self.pe.shape[0]:
                 raise ValueError(f"dialogue length {n} exceeds the positional table's max_len {self.pe.shape[0]}")
