@@ -13,8 +13,10 @@ forward + backward). For the full-model variants it prints the floors a step can
 - FLOP floor: the step's dense FLOPs (matrix products, forward + backward, counted by
   ``torch.utils.flop_counter`` with the attention maps kept, i.e. without recomputation) divided
   by this machine's fp32 matmul rate, measured with a ``[1760 x 2048] @ [2048 x 2048]`` product
-  timed right before every timed step. ``x FLOP floor`` is the median over repeats of
-  step time / floor, so both sides see the same load on a shared machine.
+  timed right before and after every timed step. ``x FLOP`` is the median over repeats of
+  step time / floor, so both sides see the same load on a shared machine; ``x FLOPc`` is the
+  same ratio in CPU seconds of all threads (a step or product delayed by other processes does
+  not count the time it waited).
 - state floor: the resident memory (RSS) of the process holding the model, its gradients and
   Adam's two moments (16 bytes per parameter, plus the interpreter and libraries), measured
   before the first step. ``x state`` = peak RSS / state floor.
@@ -99,14 +101,16 @@ def _build(variant: str, batch: int, length: int, device: str, fused_adam: bool 
     return model, data, opt
 
 
-def _matmul_rate(torch, a, b) -> float:
-    """FLOP/s of ``a @ b`` (fp32) on this machine now: the faster of two products."""
-    best = float("inf")
-    for _ in range(2):
-        t = time.perf_counter()
+def _matmul_rates(torch, a, b, n: int = 3) -> tuple[float, float]:
+    """FLOP/s of ``a @ b`` (fp32) on this machine now, per wall second and per CPU second
+    (all threads), each the best of ``n`` products."""
+    wall = cpu = float("inf")
+    for _ in range(n):
+        t, c = time.perf_counter(), time.process_time()
         torch.mm(a, b)
-        best = min(best, time.perf_counter() - t)
-    return 2 * a.shape[0] * a.shape[1] * b.shape[1] / best
+        wall, cpu = min(wall, time.perf_counter() - t), min(cpu, time.process_time() - c)
+    flops = 2 * a.shape[0] * a.shape[1] * b.shape[1]
+    return flops / wall, flops / max(cpu, 1e-9)
 
 
 def _step_flops(torch, model, data) -> float:
@@ -162,12 +166,16 @@ def cpu_worker(variant: str, repeats: int, batch: int, length: int, threads: int
     step()  # warm-up
     a, b = torch.randn(GEMM[0], GEMM[1]), torch.randn(GEMM[1], GEMM[2])
     torch.mm(a, b)
-    train, rates = [], []
+    train, cpu, rates, cpu_rates = [], [], [], []
     for _ in range(repeats):
-        rates.append(_matmul_rate(torch, a, b))
-        t = time.perf_counter()
+        before = _matmul_rates(torch, a, b)
+        t, c = time.perf_counter(), time.process_time()
         step()
         train.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+        after = _matmul_rates(torch, a, b)
+        rates.append((before[0] + after[0]) / 2)
+        cpu_rates.append((before[1] + after[1]) / 2)
     del a, b
     model.eval()
     infer = []
@@ -180,12 +188,14 @@ def cpu_worker(variant: str, repeats: int, batch: int, length: int, threads: int
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
     flops = _step_flops(torch, model, data)  # after the peak was read: it adds no new high-water mark
     ratios = [t * r / flops for t, r in zip(train, rates)]
+    cpu_ratios = [t * r / flops for t, r in zip(cpu, cpu_rates)]
     params = model.num_parameters()
     return {"variant": variant, "params": params, "train_step_s": statistics.median(train),
             "inference_s": statistics.median(infer), "peak_rss_mb": peak, "state_floor_mb": floor_mib,
             "state_bytes_mb": 16 * params / 2**20, "x_state_floor": peak / floor_mib, "step_gflop": flops / 1e9,
             "matmul_gflops": statistics.median(rates) / 1e9, "flop_floor_s": flops / statistics.median(rates),
-            "x_flop_floor": statistics.median(ratios), "batch": batch, "length": length, "threads": threads,
+            "x_flop_floor": statistics.median(ratios), "x_flop_floor_cpu_time": statistics.median(cpu_ratios),
+            "train_step_cpu_s": statistics.median(cpu), "batch": batch, "length": length, "threads": threads,
             "repeats": repeats, "fused_adam": fused_adam}
 
 
@@ -311,13 +321,15 @@ def report_cpu(rows: list[dict], args: argparse.Namespace) -> None:
     adam = "Adam(fused=True)" if args.fused_adam else "the harness's Adam"
     print(f"mcer-reference IEMOCAP, B={args.batch} N={args.length}, {args.threads} threads, median of {args.repeats}, "
           f"{adam}")
-    print("goals: step <= 1.5x its FLOP floor; peak RSS <= 2x the state floor (see the script's doc)")
+    print("goals: step <= 1.5x its FLOP floor; peak RSS <= 2x the state floor (see the script's doc); "
+          "x FLOPc: the same ratio in CPU seconds (all threads), less sensitive to other load")
     print(f"{'variant':<32} {'train s':>8} {'infer s':>8} {'peak MiB':>9} {'x naive':>8} | {'GFLOP':>6} "
-          f"{'GFLOP/s':>8} {'floor s':>8} {'x FLOP':>7} | {'state MiB':>9} {'x state':>8}")
+          f"{'GFLOP/s':>8} {'floor s':>8} {'x FLOP':>7} {'x FLOPc':>7} | {'state MiB':>9} {'x state':>8}")
     for r in rows:
         print(f"{r['variant']:<32} {r['train_step_s']:8.2f} {r['inference_s']:8.2f} {r['peak_rss_mb']:9.0f} "
               f"{r.get('train_x_vs_naive', nan):8.2f} | {r.get('step_gflop', nan):6.0f} {r.get('matmul_gflops', nan):8.0f} "
-              f"{r.get('flop_floor_s', nan):8.2f} {r.get('x_flop_floor', nan):7.2f} | {r.get('state_floor_mb', nan):9.0f} "
+              f"{r.get('flop_floor_s', nan):8.2f} {r.get('x_flop_floor', nan):7.2f} "
+              f"{r.get('x_flop_floor_cpu_time', nan):7.2f} | {r.get('state_floor_mb', nan):9.0f} "
               f"{r.get('x_state_floor', nan):8.2f}")
     if "mcer-reference" in by:
         r = by["mcer-reference"]
