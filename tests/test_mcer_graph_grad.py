@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mcer.graph import GraphAttentionLayer, SpeakerGraphs, relation_bias
+from mcer.graph import GraphAttentionLayer, SpeakerGraphs, relation_bias, sum_per_relation
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
                                                                  reason="CUDA not available"))]
@@ -57,6 +57,28 @@ def test_graph_stage_gradients_equal_the_indexing_form(device, monkeypatch):
     assert new["relation_embedding.weight"].abs().sum() > 0
     for name in new:
         torch.testing.assert_close(new[name], old[name], rtol=1e-10, atol=1e-12, msg=name)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("method", ["scatter", "one-hot"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_both_summation_forms_equal_the_indexing_gradient(device, method, dtype):
+    """The CPU form (scatter) and the accelerator form (one-hot product), each on every device."""
+    g = torch.Generator().manual_seed(3)
+    rel = torch.randint(0, 6, (4, 23, 23), generator=g).to(device)
+    upstream = torch.randn(4, 23, 23, generator=g, dtype=torch.float64)
+    table = torch.zeros(6, dtype=torch.float64, requires_grad=True)
+    (want,) = torch.autograd.grad(table[rel.cpu()], table, upstream)  # float64 reference
+    got = sum_per_relation(upstream.to(device=device, dtype=dtype), rel, 6, method)
+    assert got.dtype == dtype and got.shape == (6,)
+    # bf16: the inputs are rounded to bf16 and so is the sum (spacing 0.25 near 50), not the accumulation
+    rtol, atol = {torch.float64: (1e-12, 1e-12), torch.float32: (1e-5, 1e-4), torch.bfloat16: (1e-2, 0.25)}[dtype]
+    torch.testing.assert_close(got.double().cpu(), want, rtol=rtol, atol=atol)
+
+
+def test_summation_form_is_checked():
+    with pytest.raises(ValueError, match="method"):
+        sum_per_relation(torch.zeros(3), torch.zeros(3, dtype=torch.long), 6, "atomic")
 
 
 def test_gat_layer_forward_unchanged_by_the_edge_argument():
