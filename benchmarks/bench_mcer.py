@@ -23,7 +23,8 @@ forward + backward). For the full-model variants it prints the floors a step can
 
 A CPU variant may carry ``+flag`` suffixes, each a separate row of the same run: ``+malloc``
 (glibc returns freed blocks to the OS: ``harness.runtime.configure_cpu_allocator``),
-``+recompute`` (the model's ``recompute=True``), ``+fused-adam`` (``Adam(fused=True)``).
+``+recompute`` (the model's ``recompute=True``), ``+fused-adam`` (``Adam(fused=True)``),
+``+keep-maps`` (the attention cores keep their maps for the backward pass, as on a GPU).
 
 CUDA (``--device cuda``): variants ``mcer-reference``, ``mcer`` (the default model at the same
 sizes) and ``naive``, each at ``--batches`` (16,64) and ``--dtypes`` (fp32,bf16 autocast):
@@ -50,7 +51,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 CPU_VARIANTS = ("mcer-reference", "naive", "gat", "gat-naive")
 CUDA_VARIANTS = ("mcer-reference", "mcer", "naive")
-FLAGS = ("malloc", "recompute", "fused-adam")  # "+flag" suffixes of a variant, see the module doc
+FLAGS = ("malloc", "recompute", "fused-adam", "keep-maps")  # "+flag" suffixes of a variant, see the module doc
 CPU_DEFAULT = ("mcer-reference", "mcer-reference+malloc", "mcer-reference+malloc+recompute", "naive", "gat",
                "gat-naive")
 PAIRS = (("mcer-reference", "naive"), ("gat", "gat-naive"))
@@ -113,6 +114,17 @@ def _matmul_rates(torch, a, b, n: int = 3) -> tuple[float, float]:
     return flops / wall, flops / max(cpu, 1e-9)
 
 
+def _maps_kept(enabled: bool):
+    """Within the block the attention cores keep their maps (``+keep-maps``); else a no-op."""
+    import contextlib
+
+    if not enabled:
+        return contextlib.nullcontext()
+    from mcer.attention import recomputation
+
+    return recomputation(False)
+
+
 def _step_flops(torch, model, data) -> float:
     """Dense FLOPs of forward + loss + backward without any recomputation (maps kept, stages not
     recomputed): the products the step itself needs."""
@@ -151,9 +163,13 @@ def cpu_worker(variant: str, repeats: int, batch: int, length: int, threads: int
     if base.startswith("gat"):
         return _gat_only(torch, model, variant, repeats, batch, length, threads)
 
+    keep_maps = "keep-maps" in flags
+
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        model.loss(model(data), data).backward()
+        with _maps_kept(keep_maps):
+            loss = model.loss(model(data), data)
+        loss.backward()
         opt.step()
 
     model.train()
