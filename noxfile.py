@@ -29,7 +29,7 @@ def tests(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """The main job: the built-in demo sweep on the synthetic dataset, then its report."""
     _install(session, "")
-    session.run("mcer-bench", "run", "--out", "runs/demo", *session.posargs)
+    session.run("mcer-bench", "run", "--out", "runs/demo", "--resume", *session.posargs)
 
 
 @nox.session(python=PYTHON)

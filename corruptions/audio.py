@@ -1,6 +1,6 @@
 """Raw-audio corruptions of ``utt.raw.waveform`` (float32 ``[S]``, 16 kHz in the datasets).
 
-Randomness is drawn per utterance from :func:`corruptions.base.utterance_rng` (noise via a
+Randomness is drawn per utterance from :func:`harness.corruption.utterance_rng` (noise via a
 CPU ``torch.Generator`` seeded from it, so the noise is the same on every device); the signal
 processing (colouring, SNR scaling, gating, convolution, filtering) runs batched in torch on
 the corruption's ``device`` over groups of equal-length waveforms. No zero padding enters a
@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from corruptions.base import RawCorruption, SeverityTable, UttContext
 from corruptions.schedules import check_schedule, gate, snr_for
+from harness.corruption import RawCorruption, SeverityTable, UttContext
 from harness.data.types import Utterance
 from harness.registry import CORRUPTIONS
 

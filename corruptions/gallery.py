@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from corruptions.base import MAX_SEVERITY, RawCorruption
+from harness.corruption import MAX_SEVERITY, RawCorruption
 from harness.data.types import Dialogue, Utterance
 from harness.registry import CORRUPTIONS
 

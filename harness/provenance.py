@@ -21,16 +21,30 @@ def config_hash(obj: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+SOURCE_PACKAGES = ("harness", "mcer", "baselines", "corruptions")
+"""Packages whose code computes result rows; ``reports`` only formats them and is left out."""
+
+
 @lru_cache(maxsize=1)
 def code_version() -> str:
-    """``git describe`` of the source tree (``-dirty`` when modified), else the package version."""
+    """The version of the code that computes results: ``<git describe or package version>+src.<digest>``.
+
+    The digest (12 hex digits of SHA-256) covers the content of every ``.py`` file of
+    :data:`SOURCE_PACKAGES`, so any change to a model, corruption or the harness gives a new
+    version even in an uncommitted tree; ``git describe`` is there for people to read.
+    """
     root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for package in SOURCE_PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     try:
         out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=root, capture_output=True,
                              text=True, timeout=10, check=True)
-        return out.stdout.strip()
+        name = out.stdout.strip() or f"mcer-bench-{_version('mcer-bench')}"
     except (OSError, subprocess.SubprocessError):
-        return f"mcer-bench-{_version('mcer-bench')}"
+        name = f"mcer-bench-{_version('mcer-bench')}"
+    return f"{name}+src.{digest.hexdigest()[:12]}"
 
 
 def _version(name: str) -> str:

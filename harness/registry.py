@@ -19,31 +19,24 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
+from harness.errors import RegistryError
+from harness.presets import resolve_preset
+
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "mcer_bench.plugins"
 
-# Modules whose import registers the built-in plugins. Each package's __init__ imports its
-# submodules, so adding a plugin file never requires editing this list.
-BUILTIN_MODULES = (
-    "harness.extractors",
-    "harness.datasets",
-    "baselines",
-    "mcer",
-    "corruptions",
-)
+# The framework's own plugin modules (dataset loaders, feature extractors). The plugin packages
+# (mcer, baselines, corruptions) are found like any third-party package, through the entry
+# points that pyproject.toml declares, so the framework names none of them.
+FRAMEWORK_MODULES = ("harness.extractors", "harness.datasets")
+DISTRIBUTION = "mcer-bench"
+
+PLUGIN_FAILURES: dict[str, str] = {}
+"""``entry point name -> reason`` for every third-party plugin that failed to load (and was
+unregistered whole): a sweep that names one of its plugins is refused with that reason."""
 
 T = TypeVar("T")
-
-
-class RegistryError(KeyError):
-    """Raised for unknown names, duplicate registrations and invalid options.
-
-    Subclasses KeyError for callers that catch lookups, but prints its message plainly.
-    """
-
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)
@@ -85,23 +78,45 @@ _entry_points_loaded = False
 
 
 def load_plugins() -> None:
-    """Import the built-in plugin modules and the third-party entry points, once.
+    """Import the framework's plugin modules and every ``mcer_bench.plugins`` entry point, once.
 
-    A third-party plugin that fails to import is logged with its name and skipped, so one
-    broken package cannot take the whole harness down; built-in import errors propagate.
+    mcer-bench's own plugin packages are entry points of the ``mcer-bench`` distribution; an
+    error importing one propagates. A third-party plugin that fails to import is unregistered
+    whole (whatever its module registered before failing is removed from every registry),
+    recorded in :data:`PLUGIN_FAILURES` and logged once, so one broken package cannot take the
+    harness down or half-register.
     """
     global _builtins_loaded, _entry_points_loaded
     if not _builtins_loaded:
         _builtins_loaded = True
-        for module in BUILTIN_MODULES:
+        for module in FRAMEWORK_MODULES:
             importlib.import_module(module)
-    if not _entry_points_loaded:
-        _entry_points_loaded = True
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                ep.load()
-            except Exception as exc:  # noqa: BLE001 - report and continue, see docstring
-                log.error("plugin entry point %r (%s) failed to load: %s", ep.name, ep.value, exc)
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    found = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: (not _is_own(ep), ep.name))
+    if not any(_is_own(ep) for ep in found):
+        raise RuntimeError(f"mcer-bench's own plugins (mcer, baselines, corruptions) are not registered: the package "
+                           f"is not installed in this environment ({ENTRY_POINT_GROUP!r} has no entry point of "
+                           f"{DISTRIBUTION!r}); install it with 'python3 -m pip install -e .' from the repository")
+    for ep in found:
+        if _is_own(ep):
+            ep.load()
+            continue
+        before = {kind: dict(reg._entries) for kind, reg in ALL_REGISTRIES.items()}
+        try:
+            ep.load()
+        except Exception as exc:  # noqa: BLE001 - report and continue, see docstring
+            for kind, reg in ALL_REGISTRIES.items():
+                reg._entries.clear()
+                reg._entries.update(before[kind])
+            PLUGIN_FAILURES[ep.name] = f"{type(exc).__name__}: {exc}"
+            log.error("plugin %r (%s) failed to load and is not used: %s", ep.name, ep.value, PLUGIN_FAILURES[ep.name])
+
+
+def _is_own(ep: Any) -> bool:
+    dist = getattr(ep, "dist", None)
+    return dist is not None and (dist.metadata["Name"] or "").lower() == DISTRIBUTION
 
 
 class Registry(Generic[T]):
@@ -112,8 +127,11 @@ class Registry(Generic[T]):
     ... class TextOnly: ...
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, base: str | None = None) -> None:
+        """``base``: ``"module:Class"`` every registered object must be a subclass of (checked at
+        registration, imported then, so creating a registry imports nothing)."""
         self.kind = kind
+        self.base = base
         self._entries: dict[str, Entry[T]] = {}
 
     # -- registration -------------------------------------------------------------------
@@ -125,6 +143,7 @@ class Registry(Generic[T]):
                              f"'..', got {name!r}")
 
         def decorator(obj: T) -> T:
+            self._check_base(name, obj)
             existing = self._entries.get(name)
             if existing is not None and existing.obj is not obj:
                 # Re-importing the same module (e.g. importlib.reload) re-registers an
@@ -138,6 +157,14 @@ class Registry(Generic[T]):
             return obj
 
         return decorator
+
+    def _check_base(self, name: str, obj: Any) -> None:
+        if self.base is None:
+            return
+        module, _, attr = self.base.partition(":")
+        base = getattr(importlib.import_module(module), attr)
+        if not (inspect.isclass(obj) and issubclass(obj, base)):
+            raise RegistryError(f"{self.kind} {name!r} must be a subclass of {module}.{attr}, got {_qualname(obj)}")
 
     # -- lookup -------------------------------------------------------------------------
     def _all(self) -> dict[str, Entry[T]]:
@@ -192,8 +219,6 @@ class Registry(Generic[T]):
         Applies ``preset=NAME`` where the plugin declares presets, then checks the effective
         options against the plugin's signature (:func:`check_options`).
         """
-        from harness.presets import resolve_preset
-
         entry = self.get(name)
         what = f"{self.kind} {name!r}"
         preset, effective = resolve_preset(entry, options, what)
@@ -253,11 +278,11 @@ def _qualname(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
 
-MODELS: Registry[Any] = Registry("model")
+MODELS: Registry[Any] = Registry("model", base="harness.models:BenchModel")
 DATASETS: Registry[Any] = Registry("dataset")
-CORRUPTIONS: Registry[Any] = Registry("corruption")
-DEFENSES: Registry[Any] = Registry("defense")
-EXTRACTORS: Registry[Any] = Registry("extractor")
+CORRUPTIONS: Registry[Any] = Registry("corruption", base="harness.corruption:Corruption")
+DEFENSES: Registry[Any] = Registry("defense", base="harness.corruption:Corruption")
+EXTRACTORS: Registry[Any] = Registry("extractor", base="harness.extractors.base:Extractor")
 
 ALL_REGISTRIES: dict[str, Registry[Any]] = {
     "models": MODELS,

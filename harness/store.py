@@ -89,6 +89,9 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 """
 
+CLEAN = "clean"
+"""The clean evaluation cell's corruption (and the clean training condition) in stored rows."""
+
 JSON_COLUMNS = ("model_options", "corruption_options", "metrics", "package_versions")
 
 
@@ -106,15 +109,26 @@ class ResultStore:
     """The run directory's ``results.sqlite``. Safe to open from several processes: SQLite
     serialises writers, and every write is one transaction."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+        """Open (and with ``read_only=False`` create) the store at ``path``. A read-only store
+        never writes: not the schema, not a journal mode; its write methods fail."""
         self.path = Path(path)
+        self.read_only = read_only
+        if read_only:
+            if not self.path.is_file():
+                raise FileNotFoundError(f"result store {self.path} does not exist")
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as con, con:
             con.executescript(SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            return sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0)
         con = sqlite3.connect(self.path, timeout=60.0)
-        con.execute("PRAGMA journal_mode=WAL")
+        # A rollback journal rather than WAL: readers (report, --dry-run) open the file read-only
+        # and leave nothing behind, which a WAL database does not allow (its -wal/-shm files).
+        con.execute("PRAGMA journal_mode=DELETE")
         con.execute("PRAGMA synchronous=FULL")
         return con
 
@@ -184,23 +198,15 @@ class ResultStore:
             rows = con.execute("SELECT name, payload FROM artifacts WHERE kind = ? ORDER BY name", (kind,)).fetchall()
         return {r[0]: json.loads(r[1]) for r in rows}
 
+    def code_versions(self) -> dict[str, int]:
+        """``code version -> number of result rows`` it computed (empty for a new store)."""
+        with closing(self._connect()) as con:
+            rows = con.execute("SELECT code_version, COUNT(*) FROM results GROUP BY code_version").fetchall()
+        return {str(v): int(n) for v, n in rows}
+
     def stored_keys(self) -> set[str]:
         with closing(self._connect()) as con:
             return {r[0] for r in con.execute("SELECT cell_key FROM results")}
-
-    def has(self, cell_key: str) -> bool:
-        with closing(self._connect()) as con:
-            return con.execute("SELECT 1 FROM results WHERE cell_key = ?", (cell_key,)).fetchone() is not None
-
-    def training(self, train_key: str) -> dict[str, Any] | None:
-        with closing(self._connect()) as con:
-            con.row_factory = sqlite3.Row
-            r = con.execute("SELECT * FROM trainings WHERE train_key = ?", (train_key,)).fetchone()
-        if r is None:
-            return None
-        out = dict(r)
-        out["fit"] = json.loads(out["fit"])
-        return out
 
     def dataframe(self, table: str = "results") -> pd.DataFrame:
         """A table as a DataFrame; for ``results`` the metrics are expanded into columns."""

@@ -1,6 +1,6 @@
 """Training with early stopping on the validation split, prediction and evaluation.
 
-Model selection only ever looks at the validation split (DESIGN.md rule 3). On CUDA the
+Model selection only ever looks at the validation split (docs/DESIGN.md rule 3). On CUDA the
 forward pass runs under autocast (bf16, or fp16 with a gradient scaler); on the CPU in fp32.
 
 Faults are stopped here, never turned into numbers: a non-finite training loss or validation
@@ -18,7 +18,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
 import numpy as np
@@ -154,6 +154,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def recipe_fields() -> set[str]:
+    """The keys a preset's training recipe may set: the fields of :class:`TrainConfig`."""
+    return {f.name for f in fields(TrainConfig)}
 
 
 def make_optimizer(params: Any, config: TrainConfig) -> torch.optim.Optimizer:

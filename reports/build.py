@@ -82,7 +82,7 @@ def build_report(run_dir: str | Path, metric: str | None = None) -> dict[str, li
             if reference is not None:
                 mce_table(rob).to_csv(tables / f"mce_{dataset}.csv", index=False)
             paper_md.append(_write_pair(f"robustness_{dataset}", robustness_table(rob, reference=reference)))
-            worst = max(int(c.split("_")[-1]) for c in rob.columns if c.startswith("rel_drop_"))
+            worst = int(rob["worst_severity"].max())
             written["figures"] += drop_heatmap(rob, worst, figures / f"drop_heatmap_{dataset}")
             written["figures"] += clean_vs_robust(rob, figures / f"clean_vs_robust_{dataset}", metric=metric)
         if full_model is not None and full_model in set(df["variant"]):
@@ -92,9 +92,7 @@ def build_report(run_dir: str | Path, metric: str | None = None) -> dict[str, li
             paper_md.append(_write_pair(f"ablation_{dataset}", ablation_table(abl, metric, full_model)))
             written["figures"] += ablation_figure(abl, figures / f"ablation_{dataset}", metric=metric)
     if corrupted:
-        # rows carry user labels ("audio-white (spikes)"); the table needs the registered names
-        names = [o.get("name", c) for c, o in zip(df["corruption"], df["corruption_options"]) if c != "clean"]
-        paper_md.append(_write_pair("severities", severity_table(names)))
+        paper_md.append(_write_pair("severities", severity_table(df)))
     cards = store.artifacts("dataset_card")
     if cards:
         paper_md.append(_write_pair("datasets", dataset_cards_table(list(cards.values()))))

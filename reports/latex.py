@@ -7,7 +7,8 @@ table has blocks separated by ``\\midrule``). LaTeX needs ``\\usepackage{booktab
 Builders: :func:`main_results_table` (clean scores), :func:`robustness_table` (AURC, CE, drop at
 the worst severity from :mod:`reports.robustness`), :func:`ablation_rows` +
 :func:`ablation_table` (variants vs the full model with paired tests and Holm's correction),
-:func:`severity_table` (corruption parameter per severity), :func:`dataset_cards_table`.
+:func:`severity_table` (corruption parameter per severity, from the stored rows),
+:func:`dataset_cards_table`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.metrics import as_higher_better, higher_is_better
+from harness.metrics import as_higher_better, higher_is_better, metric
 from reports.aggregate import CLEAN, bootstrap_ci
 from reports.stats import concat_records, holm, paired_bootstrap, seed_summary
 
@@ -40,11 +41,6 @@ _UNICODE = {"±": r"$\pm$", "†": r"$^\dagger$", "–": "--", "−": "-", "↓"
 def _tex(text: Any) -> str:
     """Escaped LaTeX with the table's Unicode symbols as math."""
     return "".join(_UNICODE.get(ch, ch) for ch in escape(text))
-
-
-def scale_of(metric: str) -> float:
-    """100 for fractions, 1 for ``mae`` / ``corr``."""
-    return 1.0 if metric in ("mae", "corr") else 100.0
 
 
 @dataclass
@@ -117,7 +113,7 @@ def _pm(mean: float, std: float, scale: float, digits: int) -> str:
     return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
 
 
-def _best_mask(values: Sequence[float], higher: bool, digits: int | None = None) -> list[bool]:
+def best_mask(values: Sequence[float], higher: bool, digits: int | None = None) -> list[bool]:
     """True where ``values`` equal the best (ties all bold; NaN never); compare at printed precision."""
     v = np.asarray(values, dtype=float)
     if digits is not None:
@@ -163,13 +159,12 @@ def main_results_table(df: pd.DataFrame, metrics: Sequence[str], dataset: str | 
     variants = sorted(d["variant"].unique())
     stats = {(v, m): seed_summary(d[d["variant"] == v][f"metric_{m}"].to_numpy(dtype=float))
              for v in variants for m in metrics}
-    rows = [[v] + [_pm(stats[v, m]["mean"], stats[v, m]["std"], scale_of(m), digits) for m in metrics]
+    rows = [[v] + [_pm(stats[v, m]["mean"], stats[v, m]["std"], metric(m).scale, digits) for m in metrics]
             for v in variants]
-    cols = [_best_mask([stats[v, m]["mean"] * scale_of(m) for v in variants], higher_is_better(m), digits)
+    cols = [best_mask([stats[v, m]["mean"] * metric(m).scale for v in variants], higher_is_better(m), digits)
             for m in metrics]
     bold = [[False] + [cols[j][i] for j in range(len(metrics))] for i in range(len(variants))]
-    header = ["Model"] + [m + ("" if scale_of(m) == 1 else " (%)") + ("↓" if not higher_is_better(m) else "")
-                          for m in metrics]
+    header = ["Model"] + [metric(m).label() for m in metrics]
     n = int(d.groupby("variant")["seed"].nunique().max())
     t = Table(header, rows, bold, caption=f"Clean test results on {dataset}.",
               label=f"tab:main-{dataset}", note=f"Mean ± std over {n} seed(s); best in bold.")
@@ -186,19 +181,19 @@ def robustness_table(rob: pd.DataFrame, dataset: str | None = None, reference: s
     if rob.empty:
         raise ValueError("robustness_table: empty robustness summary")
     rob, dataset = _one_dataset(rob, dataset, "robustness_table")
-    drops = sorted((c for c in rob.columns if c.startswith("rel_drop_")), key=lambda c: int(c.split("_")[-1]))
-    if not drops:
-        raise ValueError("robustness_table: the summary has no rel_drop_<s> column (no severity > 0)")
-    worst = drops[-1]
+    if "worst_severity" not in rob.columns or rob["worst_severity"].isna().all():
+        raise ValueError("robustness_table: the summary has no severity > 0 (no rel_drop_<s> column)")
+    worst_severity = int(rob["worst_severity"].max())
+    worst = f"rel_drop_{worst_severity}"
     has_ce = "ce" in rob.columns
     cols = [("m0", "Clean (%)", True, 100.0), ("aurc", "AURC (%)", True, 100.0)]
     if has_ce:
         cols.append(("ce", "CE (%)↓", False, 100.0))
-    cols.append((worst, f"Drop@{worst.split('_')[-1]} (%)↓", False, 100.0))
+    cols.append((worst, f"Drop@{worst_severity} (%)↓", False, 100.0))
     rows, bold, blocks = [], [], []
     for corr, g in rob.groupby("corruption", sort=True):
         g = g.sort_values("variant")
-        masks = [_best_mask(g[c].to_numpy(dtype=float) * s, hi, digits) for c, _, hi, s in cols]
+        masks = [best_mask(g[c].to_numpy(dtype=float) * s, hi, digits) for c, _, hi, s in cols]
         for i, (_, r) in enumerate(g.iterrows()):
             rows.append([r["variant"], corr] + [("–" if math.isnan(r[c]) else f"{r[c] * s:.{digits}f}")
                                                  for c, _, _, s in cols])
@@ -301,16 +296,17 @@ def ablation_rows(df: pd.DataFrame, metric: str, full: str, variants: Sequence[s
     return out
 
 
-def ablation_table(rows: pd.DataFrame, metric: str, full: str, digits: int = 1) -> tuple[str, str]:
+def ablation_table(rows: pd.DataFrame, metric_name: str, full: str, digits: int = 1) -> tuple[str, str]:
     """Table of :func:`ablation_rows`: per variant the clean and worst-condition scores with
     ``Δ`` to the full model; ``†`` marks Holm-adjusted paired significance (p < 0.05). The full
     model is the first row; best score per column in bold."""
-    s = scale_of(metric)
+    m = metric(metric_name)
+    s = m.scale
     settings = [x for x in ("clean", "worst") if x in set(rows["setting"])]
     cond = {x: rows[rows["setting"] == x]["condition"].iloc[0] for x in settings}
     header = ["Variant"]
     for x in settings:
-        header += [f"{cond[x]} ({'%' if s == 100 else metric})", "Δ"]
+        header += [f"{cond[x]}: {m.label()}", "Δ"]
     full_row: list[str] = [full]
     means: dict[str, list[float]] = {x: [] for x in settings}
     body = []
@@ -332,9 +328,9 @@ def ablation_table(rows: pd.DataFrame, metric: str, full: str, digits: int = 1) 
             means[x].append(r["mean"])
         body.append(line)
     all_rows = [full_row] + body
-    masks = {x: _best_mask(np.asarray(means[x]) * s, higher_is_better(metric), digits) for x in settings}
+    masks = {x: best_mask(np.asarray(means[x]) * s, m.higher_is_better, digits) for x in settings}
     bold = [[False] + [b for x in settings for b in (masks[x][i], False)] for i in range(len(all_rows))]
-    t = Table(header, all_rows, bold, blocks=[0], caption=f"Ablation of {full} ({metric}).",
+    t = Table(header, all_rows, bold, blocks=[0], caption=f"Ablation of {full} ({m.display}).",
               label="tab:ablation",
               note="Δ: variant − full model; † paired bootstrap over utterances, Holm-adjusted p < 0.05.")
     return t.both()
@@ -342,33 +338,30 @@ def ablation_table(rows: pd.DataFrame, metric: str, full: str, digits: int = 1) 
 
 # ------------------------------------------------------------------------------- severity tables
 
-def _fmt_value(v: Any) -> str:
-    if isinstance(v, float):
-        if math.isinf(v):
-            return "∞" if v > 0 else "−∞"
-        return f"{v:g}"
-    return str(v)
-
-
-def severity_table(names: Sequence[str]) -> tuple[str, str]:
-    """Corruption, physical parameter, unit and its value at severities 0..5, from
-    ``harness.CORRUPTIONS.get(name).obj.table``. Store labels with options
-    (``feature-gaussian[modality=audio]``) are reduced to the registered name; duplicates and
-    ``clean`` are dropped."""
-    from harness import CORRUPTIONS
-
+def severity_table(df: pd.DataFrame) -> tuple[str, str]:
+    """Corruption, physical parameter and its value at each severity that ran, from the stored
+    rows alone (each row carries ``parameter`` and ``parameter_value``). Corruptions are named
+    as registered (``corruption_options["name"]``), once each even when several entries used
+    them; severities no entry ran show "–"; severity 0 is the clean cell."""
+    need = {"corruption", "corruption_options", "severity", "parameter", "parameter_value"}
+    missing = need - set(df.columns)
+    if missing:
+        raise ValueError(f"severity_table: the rows lack columns {sorted(missing)} (pass ResultStore.dataframe())")
+    rows_in = df[df["corruption"] != CLEAN]
+    if rows_in.empty:
+        raise ValueError("severity_table: no corrupted cells in the results")
+    names = [o.get("name", c) if isinstance(o, dict) else c for c, o in zip(rows_in["corruption"],
+                                                                              rows_in["corruption_options"])]
+    rows_in = rows_in.assign(registered=names)
+    severities = sorted(int(x) for x in rows_in["severity"].unique())
     rows = []
-    for name in dict.fromkeys(str(n).split("[", 1)[0] for n in names if n != CLEAN):
-        entry = CORRUPTIONS.get(name)
-        table = getattr(entry.obj, "table", None)
-        if table is None:
-            raise ValueError(f"severity_table: corruption {name!r} has no severity table")
-        rows.append([name, table.parameter, table.unit or "–"] + [_fmt_value(v) for v in table.values])
-    if not rows:
-        raise ValueError("severity_table: no corruption names given")
-    header = ["Corruption", "Parameter", "Unit"] + [str(s) for s in range(len(rows[0]) - 3)]
-    t = Table(header, rows, align="lll" + "r" * (len(header) - 3), caption="Severity levels of the corruptions.",
-              label="tab:severities", note="Severity 0 is the clean input.")
+    for name, g in rows_in.groupby("registered", sort=True):
+        values = {int(r.severity): str(r.parameter_value) for r in g.itertuples() if isinstance(r.parameter_value, str)}
+        parameter = next((str(x) for x in g["parameter"] if isinstance(x, str)), "–")
+        rows.append([str(name), parameter, "clean"] + [values.get(sev, "–") for sev in severities])
+    header = ["Corruption", "Parameter", "0"] + [str(sev) for sev in severities]
+    t = Table(header, rows, align="ll" + "r" * (len(header) - 2), caption="Severity levels of the corruptions.",
+              label="tab:severities", note="Severity 0 is the clean input; values as stored with the results.")
     return t.both()
 
 

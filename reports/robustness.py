@@ -1,4 +1,4 @@
-"""Robustness summaries of ../shared/METRICS.md from curve means over severities 0..5.
+"""Robustness summaries from curve means over severities 0..5 (definitions: docs/METRICS.md).
 
 Input is the output of :func:`reports.aggregate.curves` (columns ``dataset, variant,
 corruption, defense, severity, mean, ...``). Every value is first mapped so that higher is
@@ -84,7 +84,7 @@ def _curve_table(summary: pd.DataFrame, metric: str, defense: str) -> pd.DataFra
 def robustness_summary(summary: pd.DataFrame, metric: str, reference: str | None = None,
                        defense: str = "none") -> pd.DataFrame:
     """One row per (dataset, variant, corruption) with ``m0``, ``aurc``, ``rel_drop_<s>`` for
-    every severity s >= 1, ``relative_robustness`` and, when ``reference`` (a variant label) is
+    every severity s >= 1, ``worst_severity`` (the highest s), ``relative_robustness`` and, when ``reference`` (a variant label) is
     given, ``effective_robustness_raw``, ``effective_robustness``, ``ce`` and ``relative_ce``.
     Values are in the higher-is-better mapping of ``metric`` (fractions, not percent)."""
     wide = _curve_table(summary, metric, defense)
@@ -98,7 +98,7 @@ def robustness_summary(summary: pd.DataFrame, metric: str, reference: str | None
     for (dataset, variant, corr), m in wide.iterrows():
         vals = m.to_numpy(dtype=float)
         row = {"dataset": dataset, "variant": variant, "corruption": corr, "m0": vals[0],
-               "aurc": aurc(vals, sev)}
+               "aurc": aurc(vals, sev), "worst_severity": max(sev) if len(sev) > 1 else None}
         for s, v in zip(sev[1:], vals[1:]):
             row[f"rel_drop_{s}"] = rel_drop(vals[0], v)
         if reference is not None:

@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from harness.metrics import higher_is_better
+from harness.metrics import metric as metric_info
 
 
 def _fmt(mean: float, std: float, failed: int, scale: float) -> str:
@@ -19,15 +19,16 @@ def _fmt(mean: float, std: float, failed: int, scale: float) -> str:
 def robustness_markdown(summary: pd.DataFrame, metric: str) -> str:
     """One table per (dataset, corruption): models as rows, severities as columns,
     mean ± std across seeds (×100 for fractions), best mean per column in bold."""
-    scale = 1.0 if metric in ("mae", "corr") else 100.0
-    better_high = higher_is_better(metric)
+    m_info = metric_info(metric)
+    scale = m_info.scale
+    better_high = m_info.higher_is_better
     out = []
     data = summary[summary["defense"] == "none"]
     for (dataset, corr), g in data.groupby(["dataset", "corruption"], sort=True):
         sev = sorted(g["severity"].unique())
         params = {s: g[g["severity"] == s]["parameter_value"].iloc[0] for s in sev}
         head = [f"{s}" + (f" ({params[s]})" if params[s] else " (clean)" if s == 0 else "") for s in sev]
-        lines = [f"### {dataset} — {corr} — {metric}" + (" (×100)" if scale == 100 else ""), "",
+        lines = [f"### {dataset} — {corr} — {m_info.label()}", "",
                  "| model | " + " | ".join(head) + " |", "|---|" + "---:|" * len(sev)]
         best = {}
         for s in sev:

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from harness.cli import main
+from harness.run.cli import main
 
 TINY = """
 [run]
@@ -114,7 +114,7 @@ def test_output_directory_that_is_a_file_is_refused(tmp_path, tiny_config, capsy
 
 
 def test_second_process_on_same_run_dir_is_refused(tmp_path, tiny_config, capsys):
-    from harness.sweep import run_lock
+    from harness.run.driver import run_lock
 
     out = tmp_path / "busy"
     out.mkdir()
@@ -141,8 +141,9 @@ def test_describe_reports_params_and_flops(capsys):
 
 
 def test_noise_augmented_training_condition(tmp_path, capsys):
-    from harness.config import parse_config
-    from harness.sweep import DatasetCache, make_plan
+    from harness.run.config import parse_config
+    from harness.run.plan import make_plan
+    from harness.run.worker import DatasetCache
 
     data = {
         "run": {"seeds": [0]},

@@ -1,6 +1,6 @@
 import pytest
 
-from harness.config import ConfigError, load_config, parse_config
+from harness.run.config import ConfigError, load_config, parse_config
 
 BASE = {"models": [{"name": "text-only"}], "datasets": [{"name": "synthetic"}]}
 

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from harness import DATASETS, MODELS
-from harness.config import parse_config
 from harness.data.types import DataSpec
-from harness.presets import PresetError, block_params, presets_of, recipe_fields
-from harness.sweep import expand_models
-from harness.train import TrainConfig, fit
+from harness.presets import PresetError, block_params, presets_of
+from harness.run.config import parse_config
+from harness.run.plan import expand_models
+from harness.train import TrainConfig, fit, recipe_fields
 
 PRESETS = [(name, p) for name in MODELS for p in presets_of(MODELS.get(name))]
 
@@ -79,7 +79,7 @@ def test_sweep_trains_with_the_preset_recipe_unless_the_config_overrides_it():
 
 
 def test_a_preset_on_a_set_or_an_unknown_preset_is_a_config_error():
-    from harness.config import ConfigError
+    from harness.run.config import ConfigError
 
     with pytest.raises(ConfigError, match="models.0.*no preset 'imocap'"):
         parse_config({"models": [{"name": "mcer-reference", "preset": "imocap"}], "datasets": [{"name": "synthetic"}]})

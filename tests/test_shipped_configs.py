@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import load_config
-from harness.sweep import make_plan
+from harness.run.config import load_config
+from harness.run.plan import make_plan
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.toml"))
 
@@ -24,10 +24,9 @@ def test_baselines_config_covers_every_registered_model():
     assert set(MODELS.names()) - listed == {"mcer-reference"}
 
 
-def test_demo_file_is_the_built_in_demo():
-    from harness.config import read_toml
-    from harness.demo import DEMO_CONFIG
+def test_built_in_demo_is_one_package_file_read_once():
+    from harness.run.config import demo_config, demo_config_text, parse_config
 
-    assert read_toml(Path(__file__).parent.parent / "configs" / "demo.toml") == DEMO_CONFIG
-    plan = make_plan(load_config(Path(__file__).parent.parent / "configs" / "demo.toml"))
+    assert demo_config_text() is demo_config_text()  # read once
+    plan = make_plan(parse_config(demo_config(), source="built-in demo"))
     assert len(plan.trainings) == 63 and plan.n_evaluations == 1386

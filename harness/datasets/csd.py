@@ -1,4 +1,4 @@
-"""CMU-MultimodalSDK computational sequences (``.csd``, HDF5): DATA.md §2.
+"""CMU-MultimodalSDK computational sequences (``.csd``, HDF5): docs/FORMATS.md §2.
 
 A folder of ``.csd`` files is read with h5py (never the SDK, which downloads URLs). Feature
 sequences are aligned to the words sequence with an average collapse (rows overlapping each

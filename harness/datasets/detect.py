@@ -14,7 +14,7 @@ from typing import Any
 from harness.data.types import SPLITS, BenchDataset
 from harness.datasets.safe_pickle import DataError, safe_load, sha256_file
 
-# thuiar/MMSA README (DATA.md, "Published checksums")
+# thuiar/MMSA README (docs/FORMATS.md, "Published checksums")
 PUBLISHED_SHA256 = {
     "MOSI/Processed/unaligned_50.pkl": "78e0f8b5ef8ff71558e7307848fc1fa929ecb078203f565ab22b9daab2e02524",
     "MOSI/Processed/aligned_50.pkl": "d3994fd25681f9c7ad6e9c6596a6fe9b4beb85ff7d478ba978b124139002e5f9",

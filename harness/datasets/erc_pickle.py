@@ -1,4 +1,4 @@
-"""Conversation-level ERC pickles (IEMOCAP, MELD): every tuple layout of DATA.md §3.
+"""Conversation-level ERC pickles (IEMOCAP, MELD): every tuple layout of docs/FORMATS.md §3.
 
 The layout is chosen by tuple length and the types of its elements, then every dialogue is
 validated (equal per-utterance container lengths, one feature dim per modality, labels in
@@ -214,7 +214,7 @@ def erc_from_object(obj: Any, source: str, label: str = "emotion", dataset: str 
     speakers_n = 2 if dataset == "iemocap" else max(
         9, 1 + max(u.speaker for s in splits.values() for d in s for u in d))
     if dataset == "meld" and layout in ("sdt-meld-13", "dialoguernn-meld-9"):
-        card["note"] = "MELD train ids of these files likely include the official dev dialogues (DATA.md §3c)"
+        card["note"] = "MELD train ids of these files likely include the official dev dialogues (docs/FORMATS.md §3c)"
     card["repairs"] = repairs.to_card()
     card["dims_provenance"] = {m: f"read from key {m!r} of the file" for m in dims}
     spec = DataSpec(dims=dims, task="classification", num_classes=len(class_names), num_speakers=speakers_n,

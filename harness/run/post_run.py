@@ -2,7 +2,7 @@
 
 * ``dataset_card`` artifacts: each dataset's card (``harness.datasets.detect.dataset_card``).
 * ``deployment`` artifacts: one deployment profile per model label and dataset
-  (``reports.deployment.deployment_profile``), measured on the checkpoint of the first seed
+  (``harness.profile.deployment_profile``), measured on the checkpoint of the first seed
   trained on clean data, after every training has finished, so no training competes with the
   timing. Stored under ``"<label>|<dataset>|<device>"``; a resumed run measures only what is missing.
 * ``figures/gallery_<dataset>.{png,pdf}``: the sweep's raw-media corruptions at severities 0..5
@@ -23,9 +23,9 @@ from typing import Any
 import torch
 
 from harness.checkpoint import CheckpointError, load_checkpoint
-from harness.config import SweepConfig
 from harness.provenance import now_utc
 from harness.registry import CORRUPTIONS, MODELS
+from harness.run.config import SweepConfig
 from harness.runtime import describe_device
 from harness.store import ResultStore
 
@@ -63,7 +63,7 @@ def _first_clean_trainings(trainings: Sequence[Any]) -> list[Any]:
 def record_deployment(cfg: SweepConfig, trainings: Sequence[Any], cache: Any, store: ResultStore, out: Path,
                       device: torch.device, log_fn: Callable[[str], None] = print) -> int:
     """Profile each model once per dataset (see the module doc); returns how many were measured."""
-    from reports.deployment import deployment_profile, mean_utterance_duration
+    from harness.profile import deployment_profile, mean_utterance_duration
 
     if not cfg.deployment.enabled:
         return 0
@@ -98,8 +98,8 @@ def record_deployment(cfg: SweepConfig, trainings: Sequence[Any], cache: Any, st
 
 def write_galleries(cfg: SweepConfig, cache: Any, out: Path) -> list[str]:
     """Draw the sweep's raw-media corruptions for each dataset that keeps raw media; returns paths."""
-    from corruptions.base import RawCorruption
     from corruptions.gallery import make_gallery
+    from harness.corruption import RawCorruption
 
     names: list[str] = []
     options: dict[str, dict[str, Any]] = {}
@@ -128,7 +128,7 @@ def write_galleries(cfg: SweepConfig, cache: Any, out: Path) -> list[str]:
     return written
 
 
-def run_post_sweep(cfg: SweepConfig, trainings: Sequence[Any], cache: Any, store: ResultStore, out: Path,
+def run_post_run(cfg: SweepConfig, trainings: Sequence[Any], cache: Any, store: ResultStore, out: Path,
                    device: torch.device, log_fn: Callable[[str], None] = print) -> None:
     """Dataset cards, deployment profiles and galleries; a failure here is logged, never fatal
     (the result rows are already stored and the report marks what is missing)."""

@@ -31,12 +31,15 @@ from __future__ import annotations
 import inspect
 import types
 import typing
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Union
 
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from harness.corruption import check_severities
 from harness.registry import (
     CORRUPTIONS,
     DATASETS,
@@ -50,14 +53,6 @@ from harness.train import TrainConfig
 
 class ConfigError(ValueError):
     """An invalid sweep configuration; the message lists every problem found."""
-
-
-def _check_severities(values: list[int], lowest: int, message: str) -> list[int]:
-    """Sorted distinct severities, or ValueError listing those outside ``lowest..5``."""
-    bad = [s for s in values if not lowest <= s <= 5]
-    if bad:
-        raise ValueError(f"{message}, got {bad}")
-    return sorted(set(values))
 
 
 EXECUTORS = ("local", "processes", "ray")
@@ -163,7 +158,7 @@ class CorruptionEntry(_Strict):
     @field_validator("severities")
     @classmethod
     def _severities(cls, v: list[int]) -> list[int]:
-        return _check_severities(v, 0, "severities must be integers in 0..5 (0 = clean)")
+        return check_severities(v, lowest=0)
 
 
 class MixEntry(_Strict):
@@ -174,7 +169,7 @@ class MixEntry(_Strict):
     @field_validator("severities")
     @classmethod
     def _severities(cls, v: list[int]) -> list[int]:
-        return _check_severities(v, 1, "training-mix severities must be integers in 1..5")
+        return check_severities(v, lowest=1)
 
 
 class TrainConditionEntry(_Strict):
@@ -366,6 +361,20 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
+DEMO_RESOURCE = "demo.toml"
+
+
+@lru_cache(maxsize=1)
+def demo_config_text() -> str:
+    """The built-in demo sweep (package data ``harness/run/demo.toml``), read once."""
+    return resources.files("harness.run").joinpath(DEMO_RESOURCE).read_text()
+
+
+def demo_config() -> dict[str, Any]:
+    """The built-in demo sweep as a fresh config dict (safe to modify)."""
+    return tomllib.loads(demo_config_text())
+
+
 def load_config(path: str | Path) -> SweepConfig:
     """Read and validate a TOML sweep file; errors name the file."""
     return parse_config(read_toml(path), source=str(path))
@@ -374,22 +383,16 @@ def load_config(path: str | Path) -> SweepConfig:
 def model_sets() -> dict[str, list[tuple[str, str, dict[str, Any]]]]:
     """Named model sets: ``name -> [(label, model name, options), ...]``.
 
-    Collected from plugin modules that define ``MODEL_SETS`` (same shape) or MCER's
-    ``ABLATION_SETS`` (``name -> [(label, options)]`` for the ``mcer`` model).
+    A model declares its sets as registry metadata ``model_sets = {set name: [(variant,
+    options), ...]}`` (e.g. ``mcer`` declares ``mcer-ablation``). The variant ``"full"`` is the
+    model itself and is labelled with the model's name; any other variant ``v`` of model ``m``
+    is labelled ``m[v]`` (e.g. ``mcer[graphs=none]``).
     """
-    from harness.registry import load_plugins
-
-    load_plugins()
     sets: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
-    try:
-        from mcer import ablation  # type: ignore[attr-defined]
-    except ImportError:
-        ablation = None
-    if ablation is not None:
-        for set_name, variants in getattr(ablation, "ABLATION_SETS", {}).items():
-            # "full" is the model itself; other variants read e.g. "mcer[graphs=none]" in reports
-            sets[set_name] = [("mcer" if label == "full" else f"mcer[{label}]", "mcer", dict(opts))
+    for entry in MODELS.entries():
+        for set_name, variants in (entry.metadata.get("model_sets") or {}).items():
+            if set_name in sets:
+                raise RegistryError(f"model set {set_name!r} is declared by two models")
+            sets[set_name] = [(entry.name if label == "full" else f"{entry.name}[{label}]", entry.name, dict(opts))
                               for label, opts in variants]
-        sets.update(getattr(ablation, "MODEL_SETS", {}))
     return sets
-

@@ -21,8 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.run.plan import EvalCell, TrainingCell
+from harness.run.worker import DatasetCache, run_training_cell
 from harness.runtime import select_device
-from harness.sweep import DatasetCache, EvalCell, TrainingCell, run_training_cell
 
 
 class WorkerLostError(RuntimeError):

@@ -89,17 +89,17 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 # -- run --------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.config import parse_config, read_toml
-    from harness.demo import DEMO_CONFIG
-    from harness.sweep import make_plan, run_sweep
+    from harness.run.config import demo_config, parse_config, read_toml
+    from harness.run.driver import run_sweep
+    from harness.run.plan import make_plan
 
     if args.config:
         raw = read_toml(args.config)
         cfg = parse_config(raw, source=args.config)
         default_out = Path("runs") / cfg.run.name
     else:
-        raw = DEMO_CONFIG
-        cfg = parse_config(DEMO_CONFIG, source="built-in demo")
+        raw = demo_config()
+        cfg = parse_config(raw, source="built-in demo")
         default_out = Path("runs") / "demo"
     out = Path(args.out) if args.out else default_out
     if args.seeds:
@@ -112,10 +112,22 @@ def cmd_run(args: argparse.Namespace) -> int:
                            f"got {args.seeds!r}") from None
         cfg.run.seeds = seeds
         raw = {**raw, "run": {**raw.get("run", {}), "seeds": seeds}}  # the stored config says what ran
-    if args.dry_run:
-        print(make_plan(cfg).describe())
+    if args.print_config:
+        import tomli_w
+
+        from harness.run.driver import tomlable
+
+        print(tomli_w.dumps(tomlable(raw)), end="")
         return 0
-    summary = run_sweep(cfg, out, raw_config=raw, progress=not args.quiet, retry_failed=args.retry_failed)
+    if args.dry_run:
+        from harness.store import ResultStore
+
+        db = out / "results.sqlite"
+        stored = ResultStore(db, read_only=True).stored_keys() if db.is_file() and db.stat().st_size else set()
+        print(make_plan(cfg).describe(stored))
+        return 0
+    summary = run_sweep(cfg, out, raw_config=raw, progress=not args.quiet, retry_failed=args.retry_failed,
+                        resume=args.resume, allow_code_change=args.allow_code_change)
     print(f"{summary.cells_written} cells evaluated ({summary.failed} failed), {summary.cells_skipped} already stored, "
           f"{summary.trainings_run} trainings, {summary.wall_time_s:.1f} s")
     if not args.no_report:
@@ -181,6 +193,12 @@ def _card_text(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _command_group(sub: Any, name: str, help_text: str) -> Any:
+    """A command with subcommands (``mcer-bench NAME SUBCOMMAND``); returns its subparsers."""
+    p = sub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".")
+    return p.add_subparsers(dest=f"{name}_command", required=True, metavar="SUBCOMMAND")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mcer-bench", description=(
         "Benchmark multimodal (text, audio, video) emotion recognition models under graded real-world corruptions."))
@@ -213,10 +231,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory (default: runs/<run.name>)")
     p.add_argument("--seeds", help="override run.seeds, e.g. 0,1,2")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the sweep's configuration as TOML (the built-in demo without CONFIG) and exit")
     p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run (always on: stored cells are never run twice)")
+                   help="continue a run directory that already holds results: stored cells are skipped, the rest run "
+                        "(without it such a directory is refused)")
+    p.add_argument("--allow-code-change", action="store_true",
+                   help="with --resume: keep results another code version computed (refused by default, naming both "
+                        "versions)")
     p.add_argument("--retry-failed", action="store_true",
-                   help="run the cells stored as failed again (their rows are replaced); default: keep them")
+                   help="resume, and run the cells stored as failed again (their rows are replaced); default: keep them")
     p.add_argument("--no-report", action="store_true", help="skip building figures and tables")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_run)
@@ -227,18 +251,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", help="headline metric (default: the config's report.metric, else wf1 / mae)")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("data", help="dataset tools", description="Dataset tools.")
-    dsub = p.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
-    q = dsub.add_parser("inspect", help="detect a dataset's format, load it and print its card",
+    q = _command_group(sub, "data", "dataset tools").add_parser("inspect", help="detect a dataset's format, load it and print its card",
                         description="Detect the format of PATH (a file or folder, or a registered dataset name), "
                                     "load it and print the dataset card.")
     q.add_argument("path", help="dataset file or folder, or a registered dataset name such as 'synthetic'")
     q.add_argument("--json", action="store_true", help="print JSON")
     q.set_defaults(func=cmd_data_inspect)
 
-    p = sub.add_parser("corruptions", help="corruption tools", description="Corruption tools.")
-    csub = p.add_subparsers(dest="corruptions_command", required=True, metavar="SUBCOMMAND")
-    q = csub.add_parser("gallery", help="figure of corruptions x severities 0..5 on a synthetic utterance",
+    q = _command_group(sub, "corruptions", "corruption tools").add_parser("gallery", help="figure of corruptions x severities 0..5 on a synthetic utterance",
                         description="Draw a grid (rows: corruptions, columns: severities 0..5) of one synthetic "
                                     "utterance's frames or spectrogram; writes PNG and PDF.")
     q.add_argument("names", nargs="*", help=f"corruption names (default: {' '.join(DEFAULT_GALLERY)})")
@@ -250,10 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from harness.checkpoint import CheckpointError
-    from harness.config import ConfigError
-    from harness.executors import WorkerLostError
     from harness.registry import RegistryError
-    from harness.sweep import SweepError
+    from harness.run.config import ConfigError
+    from harness.run.executors import WorkerLostError
+    from harness.run.plan import SweepError
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -1,0 +1,169 @@
+"""The driver: owns a run directory (its lock, config and result store) and runs the plan.
+
+``run_sweep`` writes ``config.toml``, plans the cells, skips the stored ones, hands training
+cells to an executor and stores every row the workers send back; only the driver writes the
+store, so a crash or a restart resumes where it stopped and no cell is run twice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from harness.provenance import code_version, config_hash, now_utc, package_versions
+from harness.run.config import SweepConfig
+from harness.run.plan import EvalCell, SweepError, make_plan
+from harness.run.worker import DatasetCache, run_training_cell
+from harness.runtime import describe_device, select_device
+from harness.store import ResultStore
+
+log = logging.getLogger(__name__)
+
+
+def check_writable(out: Path) -> None:
+    """Create ``out`` and prove it is writable, or raise :class:`SweepError` naming it."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-probe-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise SweepError(f"output directory {out} is not writable: {exc.strerror or exc}") from None
+
+
+@contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``out/.lock``; a second sweep on the same directory is refused."""
+    path = out / ".lock"
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            raise SweepError(f"run directory {out} is in use by process {holder}; wait for it to finish "
+                             f"or use another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class SweepSummary:
+    out: Path
+    trainings_run: int
+    cells_written: int
+    cells_skipped: int
+    failed: int
+    wall_time_s: float
+
+
+def check_resumable(out: Path, resume: bool, allow_code_change: bool) -> None:
+    """Refuse, before anything is written, to run into a directory that already holds results
+    unless ``resume``; and to resume results that another code version computed unless
+    ``allow_code_change`` (those rows would otherwise mix silently with this version's)."""
+    db = out / "results.sqlite"
+    if not db.is_file() or db.stat().st_size == 0:
+        return
+    versions = ResultStore(db, read_only=True).code_versions()
+    stored = sum(versions.values())
+    if stored and not resume:
+        raise SweepError(f"{out} already holds {stored} stored result(s) of an earlier run; pass --resume to continue "
+                         f"it (stored cells are skipped) or choose another --out")
+    current = code_version()
+    others = {v: n for v, n in versions.items() if v != current}
+    if others and not allow_code_change:
+        listed = ", ".join(f"{v} ({n} rows)" for v, n in sorted(others.items()))
+        raise SweepError(f"{out} holds results computed by code version {listed}, but this is code version {current}; "
+                         f"pass --allow-code-change to keep them and run only the missing cells with this version, "
+                         f"or choose another --out")
+
+
+def run_sweep(cfg: SweepConfig, out: str | Path, raw_config: dict[str, Any] | None = None, progress: bool = True,
+              log: Callable[[str], None] = print, retry_failed: bool = False, resume: bool = False,
+              allow_code_change: bool = False) -> SweepSummary:
+    """Run every cell of ``cfg`` not yet stored in ``out/results.sqlite``.
+
+    A directory that already holds results is continued only with ``resume`` (stored cells
+    are skipped), and only when the same code version computed them, unless
+    ``allow_code_change`` (:func:`check_resumable`).
+    ``retry_failed`` (implies ``resume``): first delete the stored ``failed`` rows, so those
+    cells run again (a failed training is trained again; a failed evaluation of a trained
+    model reuses its checkpoint). Without it a failed cell stays failed: it is a result, not
+    a gap.
+    """
+    out = Path(out)
+    check_resumable(out, resume or retry_failed, allow_code_change)
+    check_writable(out)
+    start = time.perf_counter()
+    with run_lock(out):
+        raw = raw_config if raw_config is not None else cfg.model_dump()
+        cfg_hash = config_hash(raw)
+        (out / "config.toml").write_text(tomli_w.dumps(tomlable(raw)))
+        store = ResultStore(out / "results.sqlite")
+        device = select_device(cfg.run.device)
+        plan = make_plan(cfg)
+        if retry_failed:
+            log(f"retrying {store.delete_failed()} failed cell(s)")
+        stored = store.stored_keys()
+        log(plan.describe(stored))
+        store.add_run(config_hash({"config": cfg_hash, "at": now_utc()}), raw, cfg_hash,
+                      {"code_version": code_version(), "packages": package_versions(),
+                       "device": describe_device(device)}, now_utc())
+        todo = [(t, [c for c in plan.evaluations[t.key] if c.key not in stored]) for t in plan.trainings]
+        todo = [(t, cells) for t, cells in todo if cells]
+        n_cells = sum(len(c) for _, c in todo)
+        cache = DatasetCache()
+        bar = _progress(n_cells, progress)
+        failed = 0
+
+        def on_result(cell: EvalCell, row: dict[str, Any], preds: dict[str, Any] | None) -> None:
+            nonlocal failed
+            store.add_result(row, preds)
+            failed += row["status"] != "ok"
+            bar.set_postfix_str(f"{cell.training.label} seed={cell.training.seed} {row['corruption']}@{cell.severity}")
+            bar.update(1)
+
+        if cfg.run.executor == "ray":
+            from harness.run.executors import run_on_ray
+
+            run_on_ray(todo, out, cfg.run.device, cfg_hash, store.add_training, on_result)
+        elif cfg.run.executor == "processes" and todo:
+            from harness.run.executors import default_workers, run_on_processes
+
+            run_on_processes(todo, out, cfg.run.device, cfg_hash, store.add_training, on_result,
+                             cfg.run.workers or min(default_workers(), len(todo)))
+        else:
+            for t, cells in todo:
+                run_training_cell(t, cells, cache, out, device, cfg_hash, store.add_training, on_result)
+        bar.close()
+        from harness.run.post_run import run_post_run
+
+        run_post_run(cfg, plan.trainings, cache, store, out, device, log)
+    return SweepSummary(out, len(todo), n_cells, plan.n_evaluations - n_cells, failed, time.perf_counter() - start)
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="cells", unit="cell", disable=not enabled, dynamic_ncols=True)
+
+
+def tomlable(obj: Any) -> Any:
+    """Drop None values (TOML has no null) recursively."""
+    if isinstance(obj, dict):
+        return {k: tomlable(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list):
+        return [tomlable(v) for v in obj if v is not None]
+    return obj
