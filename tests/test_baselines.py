@@ -21,7 +21,7 @@ TINY: dict[str, dict] = {
     "lmf": {"text_hidden": 8, "text_out": 8, "audio_hidden": 8, "video_hidden": 8, "rank": 2},
     "lf-dnn": {"text_hidden": 8, "text_out": 8, "audio_hidden": 4, "video_hidden": 4, "post_fusion_dim": 8},
     "mult": {"d": 8, "heads": 2, "layers": 1, "memory_layers": 1, "text_kernel": 3},
-    "misa": {"hidden": 8, "heads": 2},
+    "misa": {"hidden": 8, "heads": 2, "ff_dim": 16},
     "mfn": {"text_hidden": 8, "audio_hidden": 4, "video_hidden": 4, "mem": 8, "align_len": 4},
     "bc-lstm": {"hidden": 8},
     "dialoguernn": {"hidden": 8},
