@@ -76,7 +76,7 @@ def attention_mask(q_len: torch.Tensor, k_len: torch.Tensor, tq: int, tk: int, c
     the sample's real length, and with ``causal`` keys ``j > i + |k_len - q_len|``."""
     i = torch.arange(tq, device=q_len.device)[None, :, None]
     j = torch.arange(tk, device=q_len.device)[None, None, :]
-    allowed = j < k_len[:, None, None]
+    allowed = (j < k_len[:, None, None]).expand(-1, tq, -1)
     if causal:
         allowed = allowed & (j <= i + (k_len - q_len).abs()[:, None, None])
     return (~allowed).repeat_interleave(heads, dim=0)
