@@ -31,8 +31,8 @@ Frames beyond a modality's own length are zeros there, as in MMSA's zero-padded 
 Not reproduced: BERT itself (the harness takes its 768-d features), MMSA's unused
 ``tlayer_norm`` and its ``sp_discriminator``, whose output enters no loss.
 
-Defaults (no preset): small for the CPU, not the paper's: ``hidden=32``, audio/video LSTMs as
-wide as their inputs, ``heads=2``, ``ff_dim=64``, ``dropout=0.3``, ``fusion_dropout=0.1``,
+Defaults (no preset): small for the CPU, not the paper's: ``hidden=32``, audio/video LSTMs 16
+wide (the reference: as wide as their inputs, which the presets set), ``heads=2``, ``ff_dim=64``, ``dropout=0.3``, ``fusion_dropout=0.1``,
 weights (1.0, 0.3, 1.0), L1 task loss, own lengths. Presets ``mosi``, ``mosei``, ``sims``
 reproduce MMSA's ``config_regression.json``. Utterance level.
 """
@@ -153,8 +153,8 @@ class MISA(BenchModel):
 
     level = "utterance"
 
-    def __init__(self, spec: DataSpec, hidden: int = 32, audio_rnn_hidden: int | None = None,
-                 video_rnn_hidden: int | None = None, heads: int = 2, ff_dim: int = 64, dropout: float = 0.3,
+    def __init__(self, spec: DataSpec, hidden: int = 32, audio_rnn_hidden: int = 16, video_rnn_hidden: int = 16,
+                 heads: int = 2, ff_dim: int = 64, dropout: float = 0.3,
                  fusion_dropout: float = 0.1, sim_weight: float = 1.0, diff_weight: float = 0.3,
                  recon_weight: float = 1.0, regression_loss: str = "l1", encoder_lengths: str = "own") -> None:
         super().__init__(spec)
@@ -176,14 +176,14 @@ class MISA(BenchModel):
             raise ValueError("misa: encoder_lengths='text' needs a text modality")
         rnn_hidden = {"audio": audio_rnn_hidden, "video": video_rnn_hidden}
         for m, h in rnn_hidden.items():
-            if h is not None and h < 1:
+            if h < 1:
                 raise ValueError(f"misa: {m}_rnn_hidden must be >= 1, got {h}")
         self.mods = reference_order(list(spec.dims), ("text", "video", "audio"))
         self.weights = (sim_weight, diff_weight, recon_weight)
         self.regression_loss, self.encoder_lengths = regression_loss, encoder_lengths
-        self.encoders = nn.ModuleDict({m: StackedBiLSTM(d, rnn_hidden.get(m) or d)
+        self.encoders = nn.ModuleDict({m: StackedBiLSTM(d, rnn_hidden.get(m, d))
                                        for m, d in spec.dims.items() if m != "text"})
-        width = {m: d if m == "text" else 4 * (rnn_hidden.get(m) or d) for m, d in spec.dims.items()}
+        width = {m: d if m == "text" else 4 * rnn_hidden.get(m, d) for m, d in spec.dims.items()}
         self.project = nn.ModuleDict({
             m: nn.Sequential(nn.Linear(width[m], hidden), nn.ReLU(), nn.LayerNorm(hidden)) for m in self.mods
         })
