@@ -56,12 +56,17 @@ LOSSES = ("task", "focal-reference")
 
 def angular_adjacency(nodes: torch.Tensor, structure: torch.Tensor) -> torch.Tensor:
     """``1 - arccos(0.99999 cos(n_i, n_j)) / pi`` where ``structure`` (bool ``[B, K, K]``) links
-    nodes, 0 elsewhere, then ``D^-1/2 A D^-1/2``. ``nodes``: ``[B, K, d]``. Returns ``[B, K, K]``."""
-    unit = F.normalize(nodes, dim=-1)
-    cos = torch.einsum("bid,bjd->bij", unit, unit) * 0.99999  # the release's guard against acos(+-1)
-    adj = (1 - torch.arccos(cos) / math.pi) * structure
-    inv_sqrt = adj.sum(-1).clamp(min=1e-12).rsqrt()
-    return inv_sqrt[:, :, None] * adj * inv_sqrt[:, None, :]
+    nodes, 0 elsewhere, then ``D^-1/2 A D^-1/2``. ``nodes``: ``[B, K, d]``. Returns ``[B, K, K]``, at least float32.
+
+    Computed in float32 even under autocast: in bf16/fp16 ``0.99999`` rounds to 1, and the
+    derivative of ``arccos`` at 1 is infinite (NaN gradients at every self-loop).
+    """
+    with torch.autocast(device_type=nodes.device.type, enabled=False):
+        unit = F.normalize(nodes.to(torch.promote_types(nodes.dtype, torch.float32)), dim=-1)
+        cos = torch.einsum("bid,bjd->bij", unit, unit) * 0.99999  # the release's guard against acos(+-1)
+        adj = (1 - torch.arccos(cos) / math.pi) * structure
+        inv_sqrt = adj.sum(-1).clamp(min=1e-12).rsqrt()
+        return inv_sqrt[:, :, None] * adj * inv_sqrt[:, None, :]
 
 
 _RELEASED = dict(repo="hujingwen6666/MMGCN", path="model.py", commit="85732d9")

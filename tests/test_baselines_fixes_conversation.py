@@ -196,6 +196,16 @@ def test_mmgcn_focal_loss_is_the_released_formula():
         model.loss(out, batch, torch.ones(4))
 
 
+def test_mmgcn_gradients_stay_finite_under_bf16_autocast():
+    """The accelerator path trains under autocast; the adjacency's arccos must not see cos = 1."""
+    model = _create("mmgcn", hidden=4, layers=2).train()
+    batch = _batch((5, 3))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model.loss(model(batch), batch)
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
 # ---- DialogueGCN ----------------------------------------------------------------------------
 
 def test_dialoguegcn_graph_layers_are_the_released_code():
