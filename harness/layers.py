@@ -11,7 +11,7 @@ import math
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from harness.models import masked_mean
 
@@ -220,3 +220,60 @@ def option_or(value: float | None, default: float, name: str, model: str) -> flo
     if not 0.0 <= p < 1.0:
         raise ValueError(f"{model}: {name} must be in [0, 1), got {p}")
     return p
+
+
+# ---------------------------------------------------------------------------------------------
+# Blocks of the conversation models (bc-LSTM, DialogueRNN, DialogueGCN, MMGCN, SDT)
+
+def run_packed(rnn: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Run a ``batch_first`` recurrent network over the real steps of every sequence only.
+
+    ``x``: ``[B, N, D]``; ``lengths``: ``[B]`` real steps per row (>= 1). Returns the network's
+    per-step outputs ``[B, N, H_out]`` with zeros at padding steps, so the backward direction
+    of a bidirectional network starts at a sequence's own last step, never in its padding.
+    """
+    packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+    out, _ = rnn(packed)
+    out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+    return out
+
+
+class MatchingAttention(nn.Module):
+    """Attention of every utterance over the real utterances of its dialogue (conv-emotion's
+    ``MatchingAttention(att_type="general2")``, used by bc-LSTM, DialogueRNN and DialogueGCN).
+
+    ``score(t, s) = (W m_t + b) . m_s``, squashed by ``tanh`` when ``tanh=True`` (bc-LSTM's and
+    DialogueGCN's copy of the code; DialogueRNN's has none), softmax over the real ``s``;
+    utterance ``t`` gets ``sum_s alpha_ts m_s``. ``memory``: ``[B, N, D]``; ``mask``: bool
+    ``[B, N]`` (True = real). Returns ``[B, N, D]``; padding keys never contribute.
+    """
+
+    def __init__(self, dim: int, tanh: bool = False) -> None:
+        super().__init__()
+        self.transform = nn.Linear(dim, dim)
+        self.tanh = tanh
+
+    def forward(self, memory: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        scores = torch.einsum("btd,bsd->bts", self.transform(memory), memory)
+        if self.tanh:
+            scores = torch.tanh(scores)
+        return torch.einsum("bts,bsd->btd", masked_softmax(scores, mask[:, None, :]), memory)
+
+
+def input_modalities(spec_dims: dict[str, int], modalities: tuple[str, ...] | list[str] | None, what: str) -> tuple[str, ...]:
+    """The modalities a model reads, in the order it concatenates them.
+
+    ``None`` means every modality of the data, in the data's order. A reference that reads only
+    some of the modalities its data files carry (conv-emotion's text-only IEMOCAP runs) names
+    them, e.g. ``("text",)``; each must be one of ``spec_dims``, without repeats.
+    """
+    if modalities is None:
+        return tuple(spec_dims)
+    if isinstance(modalities, str):
+        modalities = (modalities,)
+    chosen = tuple(modalities)
+    unknown = [m for m in chosen if m not in spec_dims]
+    if not chosen or unknown or len(set(chosen)) != len(chosen):
+        raise ValueError(f"{what}: modalities must name distinct modalities of the data {sorted(spec_dims)}, "
+                         f"got {list(chosen)!r}")
+    return chosen
