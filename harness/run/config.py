@@ -129,6 +129,7 @@ class ModelEntry(_Strict):
     set: str | None = None
     label: str | None = None
     preset: str | None = None  # the model's reference configuration: its options and training recipe
+    datasets: list[str] | None = Field(default=None, min_length=1)  # dataset labels it runs on (default: all)
     options: dict[str, Any] = Field(default_factory=dict)
     train: TrainSection | None = None
 
@@ -146,7 +147,12 @@ class ModelEntry(_Strict):
 
 class DatasetEntry(_Strict):
     name: str
+    label: str | None = None  # how results name it (default: name); tells apart two entries of one loader
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def shown(self) -> str:
+        return self.label or self.name
 
 
 class CorruptionEntry(_Strict):
@@ -258,6 +264,16 @@ def parse_config(data: dict[str, Any], source: str = "config") -> SweepConfig:
             problems.append(f"{source}: key 'models.{i}.train': {exc}")
     for i, d in enumerate(cfg.datasets):
         _check(problems, source, f"datasets.{i}", DATASETS, d.name, d.options)
+    shown = [d.shown for d in cfg.datasets]
+    repeated = sorted({x for x in shown if shown.count(x) > 1})
+    if repeated:
+        problems.append(f"{source}: key 'datasets': dataset labels must be unique, repeated: {repeated} (give the "
+                        f"entries a 'label')")
+    for i, m in enumerate(cfg.models):
+        unknown = sorted(set(m.datasets or ()) - set(shown))
+        if unknown:
+            problems.append(f"{source}: key 'models.{i}.datasets': unknown dataset label(s) {unknown}; the sweep's "
+                            f"datasets are {shown}")
     for i, c in enumerate(cfg.corruptions):
         _check(problems, source, f"corruptions.{i}", CORRUPTIONS, c.name, c.options)
     for i, tc in enumerate(cfg.train_conditions):
