@@ -30,6 +30,7 @@ from harness.layers import MatchingAttention, dialogue_lengths, input_modalities
 from harness.models import BenchModel, ModelOutput, squeeze_regression
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
+from harness.tuning import Choice, LogUniform, Uniform
 
 _RELEASED = dict(repo="declare-lab/conv-emotion", path="bc-LSTM-pytorch/model.py", commit="6128ca2")
 _NOTES = ("LSTMModel on the padded batch in the release; packed here (no padding enters a dialogue's "
@@ -60,7 +61,8 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-@MODELS.register("bc-lstm", level="dialogue", modalities=["text", "audio", "video"],
+@MODELS.register("bc-lstm", search_space={"lr": LogUniform(3e-4, 1e-2), "dropout": Uniform(0.0, 0.5), "hidden": Choice([32, 64, 128])},
+                 level="dialogue", modalities=["text", "audio", "video"],
                  paper="Poria et al. 2017, Context-Dependent Sentiment Analysis in User-Generated Videos",
                  presets=PRESETS)
 class BCLSTM(BenchModel):

@@ -47,6 +47,7 @@ from harness.layers import MatchingAttention, dialogue_lengths, input_modalities
 from harness.models import BenchModel, ModelOutput, squeeze_regression
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
+from harness.tuning import IntRange, LogUniform, Uniform
 
 EDGE_ATTENTIONS = ("position", "bilinear")
 
@@ -119,7 +120,8 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-@MODELS.register("dialoguegcn", level="dialogue", modalities=["text", "audio", "video"],
+@MODELS.register("dialoguegcn", search_space={"lr": LogUniform(3e-4, 1e-2), "dropout": Uniform(0.0, 0.5), "window": IntRange(2, 10)},
+                 level="dialogue", modalities=["text", "audio", "video"],
                  paper="Ghosal et al. 2019, DialogueGCN: A Graph Convolutional Neural Network for Emotion "
                        "Recognition in Conversation", presets=PRESETS)
 class DialogueGCN(BenchModel):

@@ -45,6 +45,7 @@ from harness.layers import MatchingAttention, input_modalities
 from harness.models import BenchModel, ModelOutput, squeeze_regression
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
+from harness.tuning import Choice, LogUniform, Uniform
 
 CONTEXT_ATTENTIONS = ("simple", "dot", "general", "general2", "concat")
 
@@ -187,7 +188,8 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-@MODELS.register("dialoguernn", level="dialogue", modalities=["text", "audio", "video"],
+@MODELS.register("dialoguernn", search_space={"lr": LogUniform(3e-4, 1e-2), "dropout": Uniform(0.0, 0.5), "hidden": Choice([32, 64])},
+                 level="dialogue", modalities=["text", "audio", "video"],
                  paper="Majumder et al. 2019, DialogueRNN: An Attentive RNN for Emotion Detection in Conversations",
                  presets=PRESETS)
 class DialogueRNN(BenchModel):

@@ -30,6 +30,7 @@ from harness.layers import reference_order, resample
 from harness.models import BenchModel, ModelOutput, squeeze_regression
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
+from harness.tuning import Choice, LogUniform, Uniform
 
 _MMSA = dict(repo="thuiar/MMSA", path="src/MMSA/models/singleTask/EF_LSTM.py", commit="a94e65d")
 _NOTES = ("Not reproduced: word alignment (each modality's frames are resampled to the aligned length instead; MMSA "
@@ -60,7 +61,8 @@ EF_LSTM_PRESETS: dict[str, Preset] = {
 }
 
 
-@MODELS.register("early-fusion", level="utterance", modalities=["text", "audio", "video"],
+@MODELS.register("early-fusion", search_space={"lr": LogUniform(3e-4, 1e-2), "dropout": Uniform(0.0, 0.5), "hidden": Choice([32, 64, 128])},
+                 level="utterance", modalities=["text", "audio", "video"],
                  paper="EF-LSTM (Williams et al. 2018; MMSA's EF_LSTM)", presets=EF_LSTM_PRESETS)
 class EarlyFusion(BenchModel):
     """Step-wise concatenation of all modalities, BatchNorm over time, a stacked LSTM."""

@@ -24,9 +24,11 @@ from harness.data.types import DataSpec
 from harness.layers import SequenceEncoder, mlp
 from harness.models import BenchModel, ModelOutput, squeeze_regression
 from harness.registry import MODELS
+from harness.tuning import Choice, LogUniform, Uniform
 
 
-@MODELS.register("late-fusion", level="utterance", modalities=["text", "audio", "video"],
+@MODELS.register("late-fusion", search_space={"lr": LogUniform(3e-4, 1e-2), "dropout": Uniform(0.0, 0.5), "hidden": Choice([32, 64, 128])},
+                 level="utterance", modalities=["text", "audio", "video"],
                  paper="Snoek et al. 2005, Early versus late fusion in semantic video analysis")
 class LateFusion(BenchModel):
     """Per-modality BiGRU predictors whose outputs are averaged with learned weights."""

@@ -29,6 +29,7 @@ from harness.layers import FrameMeanSubnet, LastStateLSTMSubnet, modality_sizes,
 from harness.models import BenchModel, ModelOutput, squeeze_regression
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
+from harness.tuning import Choice, LogUniform, Uniform
 
 _MMSA = dict(repo="thuiar/MMSA", path="src/MMSA/models/singleTask/LF_DNN.py", commit="a94e65d")
 _BLOCKS = {"audio_subnet": ("subnets.audio",), "video_subnet": ("subnets.video",), "text_subnet": ("subnets.text",)}
@@ -70,7 +71,8 @@ LF_DNN_PRESETS: dict[str, Preset] = {
 }
 
 
-@MODELS.register("lf-dnn", level="utterance", modalities=["text", "audio", "video"],
+@MODELS.register("lf-dnn", search_space={"lr": LogUniform(3e-4, 1e-2), "dropout": Uniform(0.0, 0.5), "post_fusion_dim": Choice([16, 32, 64])},
+                 level="utterance", modalities=["text", "audio", "video"],
                  paper="Williams et al. 2018, Recognizing Emotions in Video Using Multimodal DNN Feature Fusion "
                        "(MMSA's LF_DNN)",
                  presets=LF_DNN_PRESETS)

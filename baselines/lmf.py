@@ -39,6 +39,7 @@ from harness.layers import (
 from harness.models import BenchModel, ModelOutput, squeeze_regression
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
+from harness.tuning import IntRange, LogUniform, Uniform
 
 _MMSA = dict(repo="thuiar/MMSA", path="src/MMSA/models/singleTask/LMF.py", commit="a94e65d")
 _BLOCKS = {"audio_factor": ("factors.audio",), "video_factor": ("factors.video",), "text_factor": ("factors.text",),
@@ -82,7 +83,8 @@ LMF_PRESETS: dict[str, Preset] = {
 }
 
 
-@MODELS.register("lmf", level="utterance", modalities=["text", "audio", "video"],
+@MODELS.register("lmf", search_space={"lr": LogUniform(3e-4, 1e-2), "dropout": Uniform(0.0, 0.5), "rank": IntRange(2, 8)},
+                 level="utterance", modalities=["text", "audio", "video"],
                  paper="Liu et al. 2018, Efficient Low-rank Multimodal Fusion with Modality-Specific Factors",
                  presets=LMF_PRESETS)
 class LMF(BenchModel):

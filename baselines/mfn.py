@@ -41,6 +41,7 @@ from harness.layers import modality_sizes, option_or, reference_order, resample
 from harness.models import BenchModel, ModelOutput, masked_mean, squeeze_regression
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
+from harness.tuning import Choice, LogUniform, Uniform
 
 _MMSA = dict(repo="thuiar/MMSA", path="src/MMSA/models/singleTask/MFN.py", commit="a94e65d")
 _BLOCKS = {"lstm_l": ("cells.text",), "lstm_a": ("cells.audio",), "lstm_v": ("cells.video",),
@@ -98,7 +99,8 @@ MFN_PRESETS: dict[str, Preset] = {
 }
 
 
-@MODELS.register("mfn", level="utterance", modalities=["text", "audio", "video"],
+@MODELS.register("mfn", search_space={"lr": LogUniform(3e-4, 1e-2), "dropout": Uniform(0.0, 0.5), "mem": Choice([16, 32, 64])},
+                 level="utterance", modalities=["text", "audio", "video"],
                  paper="Zadeh et al. 2018, Memory Fusion Network for Multi-view Sequential Learning",
                  presets=MFN_PRESETS)
 class MFN(BenchModel):

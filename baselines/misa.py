@@ -52,6 +52,7 @@ from harness.layers import reference_order
 from harness.models import BenchModel, ModelOutput, masked_mean, squeeze_regression
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
+from harness.tuning import Choice, LogUniform, Uniform
 
 
 def cmd(x1: torch.Tensor, x2: torch.Tensor, moments: int = 5) -> torch.Tensor:
@@ -144,7 +145,8 @@ MISA_PRESETS: dict[str, Preset] = {
 }
 
 
-@MODELS.register("misa", level="utterance", modalities=["text", "audio", "video"],
+@MODELS.register("misa", search_space={"lr": LogUniform(3e-4, 1e-2), "dropout": Uniform(0.0, 0.5), "hidden": Choice([32, 64]), "diff_weight": Uniform(0.1, 1.0)},
+                 level="utterance", modalities=["text", "audio", "video"],
                  paper="Hazarika et al. 2020, MISA: Modality-Invariant and -Specific Representations for "
                        "Multimodal Sentiment Analysis",
                  presets=MISA_PRESETS)

@@ -50,6 +50,7 @@ from harness.layers import dialogue_lengths, run_packed
 from harness.models import BenchModel, ModelOutput, squeeze_regression
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
+from harness.tuning import IntRange, LogUniform, Uniform
 
 LOSSES = ("task", "focal-reference")
 
@@ -115,7 +116,8 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-@MODELS.register("mmgcn", level="dialogue", modalities=["text", "audio", "video"],
+@MODELS.register("mmgcn", search_space={"lr": LogUniform(3e-4, 1e-2), "dropout": Uniform(0.0, 0.5), "layers": IntRange(2, 8)},
+                 level="dialogue", modalities=["text", "audio", "video"],
                  paper="Hu et al. 2021, MMGCN: Multimodal Fusion via Deep Graph Convolution Network for Emotion "
                        "Recognition in Conversation", presets=PRESETS)
 class MMGCN(BenchModel):

@@ -53,6 +53,7 @@ from harness.layers import option_or, reference_order
 from harness.models import BenchModel, ModelOutput, squeeze_regression
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
+from harness.tuning import Choice, IntRange, LogUniform, Uniform
 
 _SHORT = {"text": "l", "audio": "a", "video": "v"}
 
@@ -218,7 +219,8 @@ MULT_PRESETS: dict[str, Preset] = {
 }
 
 
-@MODELS.register("mult", level="utterance", modalities=["text", "audio", "video"],
+@MODELS.register("mult", search_space={"lr": LogUniform(3e-4, 1e-2), "dropout": Uniform(0.0, 0.5), "d": Choice([16, 32]), "layers": IntRange(1, 3)},
+                 level="utterance", modalities=["text", "audio", "video"],
                  paper="Tsai et al. 2019, Multimodal Transformer for Unaligned Multimodal Language Sequences",
                  presets=MULT_PRESETS)
 class MulT(BenchModel):

@@ -51,6 +51,7 @@ from harness.layers import gelu_tanh
 from harness.models import BenchModel, ModelOutput, squeeze_regression
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
+from harness.tuning import Choice, LogUniform, Uniform
 
 
 def interleaved_positions(length: int, dim: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -145,7 +146,8 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-@MODELS.register("sdt", level="dialogue", modalities=["text", "audio", "video"],
+@MODELS.register("sdt", search_space={"lr": LogUniform(3e-4, 1e-2), "dropout": Uniform(0.0, 0.5), "d": Choice([32, 64])},
+                 level="dialogue", modalities=["text", "audio", "video"],
                  paper="Ma et al. 2023, A Transformer-Based Model With Self-Distillation for Multimodal Emotion "
                        "Recognition in Conversations", presets=PRESETS)
 class SDT(BenchModel):

@@ -45,6 +45,7 @@ from harness.layers import (
 from harness.models import BenchModel, ModelOutput, squeeze_regression
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
+from harness.tuning import Choice, LogUniform, Uniform
 
 _MMSA = dict(repo="thuiar/MMSA", path="src/MMSA/models/singleTask/TFN.py", commit="a94e65d")
 _NOTES = ("Not reproduced (padding safety): MMSA runs the text LSTM over the padded sequence and averages audio/video "
@@ -95,7 +96,8 @@ TFN_PRESETS: dict[str, Preset] = {
 }
 
 
-@MODELS.register("tfn", level="utterance", modalities=["text", "audio", "video"],
+@MODELS.register("tfn", search_space={"lr": LogUniform(3e-4, 1e-2), "dropout": Uniform(0.0, 0.5), "post_fusion_dim": Choice([32, 64, 128])},
+                 level="utterance", modalities=["text", "audio", "video"],
                  paper="Zadeh et al. 2017, Tensor Fusion Network for Multimodal Sentiment Analysis",
                  presets=TFN_PRESETS)
 class TFN(BenchModel):

@@ -7,7 +7,7 @@ what the cell computes, so a cell already in the store is recognised on resume.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import product
 from typing import Any
 
@@ -121,10 +121,10 @@ def expand_models(cfg: SweepConfig) -> list[tuple[str, str, dict[str, Any], Trai
     A preset entry's options carry ``preset`` and its training config starts from the
     preset's recipe (see :meth:`harness.run.config.TrainSection.train_config`).
     """
-    return [(label, name, options, train) for label, name, options, train, _ in _expand_models(cfg)]
+    return [(label, name, options, train) for label, name, options, train, _ in model_rows(cfg)]
 
 
-def _expand_models(cfg: SweepConfig) -> list[tuple[str, str, dict[str, Any], TrainConfig, list[str] | None]]:
+def model_rows(cfg: SweepConfig) -> list[tuple[str, str, dict[str, Any], TrainConfig, list[str] | None]]:
     """:func:`expand_models` plus each model's dataset labels (``None``: every dataset)."""
     out = []
     sets = None
@@ -145,17 +145,25 @@ def _expand_models(cfg: SweepConfig) -> list[tuple[str, str, dict[str, Any], Tra
     return out
 
 
-def make_plan(cfg: SweepConfig) -> Plan:
+def make_plan(cfg: SweepConfig, tuned: dict[tuple[str, str], dict[str, Any]] | None = None) -> Plan:
+    """The training and evaluation cells of ``cfg``. ``tuned`` maps ``(model label, dataset
+    label)`` to a tuning choice (:func:`harness.run.tune.run_tuning`): its ``options`` and
+    ``train`` values replace the model's for that dataset."""
+    tuned = tuned or {}
     trainings: list[TrainingCell] = []
     evaluations: dict[str, list[EvalCell]] = {}
     defenses = [("none", {})] + [(d.name, dict(d.options)) for d in cfg.defenses]
     conditions = [(CLEAN, {})] if cfg.include_clean_training else []
     conditions += [(tc.name, tc.model_dump()) for tc in cfg.train_conditions]
     for ds in cfg.datasets:
-        for (label, name, options, train, only), (cond, cond_spec), seed in product(_expand_models(cfg), conditions,
+        for (label, name, options, train, only), (cond, cond_spec), seed in product(model_rows(cfg), conditions,
                                                                                      cfg.run.seeds):
             if only is not None and ds.shown not in only:
                 continue
+            choice = tuned.get((label, ds.shown))
+            if choice is not None:
+                options = {**options, **choice["options"]}
+                train = replace(train, **choice["train"])
             shown = label if cond == CLEAN else f"{label}+{cond}"
             t = TrainingCell(shown, name, options, ds.name, dict(ds.options), cond, seed, train, cond_spec,
                              dataset_label=ds.label or "")
