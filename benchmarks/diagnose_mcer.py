@@ -34,6 +34,8 @@ def parse_variant(text: str) -> dict[str, Any]:
     if text == "full":
         return {}
     key, value = text.split("=", 1)
+    if value in ("off", "on"):  # the ablation set's spelling of booleans
+        return {key: value == "on"}
     import tomllib
 
     try:
@@ -80,7 +82,7 @@ def run_one(variant: str, seed: int, args: argparse.Namespace, dataset: Any) -> 
         model.train()
 
     config = TrainConfig(epochs=args.epochs, patience=args.epochs, lr=args.lr, dialogue_batch_size=args.batch,
-                         weight_decay=args.weight_decay, amp=False)
+                         weight_decay=args.weight_decay, lr_schedule=args.schedule, amp=False)
     start = time.perf_counter()
     result = fit(model, dataset, config, seed=seed, device="cpu", progress=progress, on_step=on_step)
     history = [{**row, **{f"grad_{k}": v for k, v in g.items()}, **h}
@@ -130,6 +132,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--schedule", default="constant", choices=["constant", "cosine"], help="per-epoch lr schedule")
     parser.add_argument("--batch", type=int, default=4, help="dialogues per batch")
     parser.add_argument("--options", default='{"hidden": 64, "heads": 4, "dropout": 0.1}',
                         help="mcer options (JSON) every variant shares")

@@ -162,18 +162,28 @@ def run_tuning(cfg: SweepConfig, store: ResultStore, run_cells: RunCells,
                     batch.append((s, k, params, trial_cell(s, tune, k, params)))
         if not batch:
             break
-        rows: dict[str, dict[str, Any]] = {}
-        unique = list({cell.key: cell for *_, cell in batch}.values())
-        run_cells([(cell, []) for cell in unique], lambda row, into=rows: into.__setitem__(row["train_key"], row))
+        by_key: dict[str, list[tuple[Search, int, dict[str, Any]]]] = {}
         for s, k, params, cell in batch:
-            row = rows.get(cell.key, {"status": "failed", "error": "the executor returned no training record"})
-            value = (row.get("fit") or {}).get("best_valid", {}).get(s.metric) if row["status"] == "ok" else None
-            store.add_trial({"tune_key": s.key, "trial": k, "variant": s.label, "dataset": s.dataset.shown,
-                             "params": params, "metric": s.metric,
-                             "value": None if value is None or not math.isfinite(value) else float(value),
-                             "status": row["status"], "error": row.get("error"), "train_key": cell.key,
-                             "created_at": now_utc()})
+            by_key.setdefault(cell.key, []).append((s, k, params))
+        unique = list({cell.key: cell for *_, cell in batch}.values())
+        # each trial is stored the moment its training ends, so a kill loses at most the trials running
+        run_cells([(cell, []) for cell in unique], lambda row, trials=by_key: _store_trials(store, trials, row))
+        for key, missing in by_key.items():  # an executor that returned no record for a cell
+            _store_trials(store, {key: missing}, {"train_key": key, "status": "failed",
+                                                  "error": "the executor returned no training record"})
     return {(s.label, s.dataset.shown): _choose(s, tune, store) for s in todo_searches}
+
+
+def _store_trials(store: ResultStore, pending: dict[str, list[tuple[Search, int, dict[str, Any]]]],
+                  row: dict[str, Any]) -> None:
+    """Store the trial(s) trained by the cell of ``row`` and take them off ``pending``."""
+    for s, k, params in pending.pop(row["train_key"], []):
+        value = (row.get("fit") or {}).get("best_valid", {}).get(s.metric) if row["status"] == "ok" else None
+        store.add_trial({"tune_key": s.key, "trial": k, "variant": s.label, "dataset": s.dataset.shown,
+                         "params": params, "metric": s.metric,
+                         "value": None if value is None or not math.isfinite(value) else float(value),
+                         "status": row["status"], "error": row.get("error"), "train_key": row["train_key"],
+                         "created_at": now_utc()})
 
 
 def _choose(search: Search, tune: TuneSection, store: ResultStore) -> dict[str, Any]:
