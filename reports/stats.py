@@ -204,3 +204,45 @@ def concat_records(records: Sequence[Mapping[str, Any]], prefixes: Sequence[str]
     return {"uids": [f"{p}/{u}" for r, p in zip(records, prefixes) for u in r["uids"]],
             "targets": np.concatenate([np.asarray(r["targets"]) for r in records]),
             "outputs": np.concatenate([np.asarray(r["outputs"]) for r in records])}
+
+
+def paired_bootstrap_seeds(pairs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], metric: str,
+                           n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """Paired bootstrap of the **difference of the seed means** ``mean_k metric(A_k) - mean_k metric(B_k)``.
+
+    ``pairs``: one ``(record A, record B)`` per seed, both models scored on the same test set
+    (aligned by uid as in :func:`align`). Each resample draws, within every seed, that seed's
+    utterances with replacement, scores both models on the draw and averages the per-seed
+    differences over the seeds; the seeds themselves are fixed (the two models' seeds are
+    paired). ``effect`` is the observed difference of the seed means, i.e. the difference of
+    the means a table prints. Returns ``effect``, ``ci_low``, ``ci_high``, two-sided ``p``
+    (``2 * min(P*(d <= 0), P*(d >= 0))``, capped at 1), ``n_seeds`` and ``n`` (utterances
+    summed over seeds).
+    """
+    if not pairs:
+        raise ValueError("paired_bootstrap_seeds: no (A, B) record pairs")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    rng = np.random.default_rng(seed)
+    effects, draws, n_total = [], np.zeros(n_boot), 0
+    for a, b in pairs:
+        y, pa, pb, nc = align(a, b)
+        _check_metric(metric, nc)
+        m = len(y)
+        n_total += m
+        effects.append(float(_row_metric(metric, y[None], pa[None], nc)[0] - _row_metric(metric, y[None], pb[None], nc)[0]))
+
+        def draw(k: int, y=y, pa=pa, pb=pb, nc=nc, m=m) -> np.ndarray:
+            idx = rng.integers(0, m, size=(k, m))
+            return _row_metric(metric, y[idx], pa[idx], nc) - _row_metric(metric, y[idx], pb[idx], nc)
+
+        draws += _chunked(n_boot, draw)
+    d = draws / len(pairs)
+    d = d[~np.isnan(d)]
+    if len(d) == 0:
+        lo = hi = p = float("nan")
+    else:
+        lo, hi = (float(x) for x in np.quantile(d, [(1 - level) / 2, 1 - (1 - level) / 2]))
+        p = float(min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean())))
+    return {"metric": metric, "effect": float(np.mean(effects)), "ci_low": lo, "ci_high": hi, "p": p,
+            "n_seeds": len(pairs), "n": n_total, "n_boot": n_boot, "higher_is_better": higher_is_better(metric)}
