@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -15,13 +16,14 @@ from reports.style import ONE_COLUMN_IN, RC, save
 BETTER, WORSE = "#4477AA", "#EE7733"
 
 
-def ablation_figure(rows: pd.DataFrame, stem: str | Path, metric: str = "wf1") -> list[str]:
+def ablation_figure(rows: pd.DataFrame, stem: str | Path, metric: str = "wf1",
+                    titles: Mapping[str, str] | None = None) -> list[str]:
     """Horizontal bars of ``delta`` (variant − full, in the metric's printed units) with the
     ``ci_low``/``ci_high`` interval, one panel per setting (``clean``/``worst``) of
     :func:`reports.ablation_table.ablation_rows`. A bar is blue when the variant does better
     than the full model and orange when worse (in the metric's direction: for MAE a negative Δ
     is better), and hatched when the paired difference is significant (Holm-adjusted
-    p < 0.05); the legend says so. Writes PNG and PDF."""
+    p < 0.05); the legend says so. ``titles`` names the corruptions in words. Writes PNG and PDF."""
     need = {"variant", "setting", "condition", "delta", "ci_low", "ci_high"}
     missing = need - set(rows.columns)
     if missing:
@@ -49,8 +51,12 @@ def ablation_figure(rows: pd.DataFrame, stem: str | Path, metric: str = "wf1") -
                 if s:
                     b.set_hatch("///")
             ax.axvline(0, color="0.3", lw=0.8)
-            cond = str(g["condition"].dropna().iloc[0]) if g["condition"].notna().any() else setting
-            ax.set_title("Clean" if setting == "clean" else f"Worst condition: {cond}")
+            first = rows[rows["setting"] == setting].iloc[0]
+            if setting == "clean" or "corruption" not in rows.columns:
+                ax.set_title("Clean" if setting == "clean" else str(first["condition"]))
+            else:
+                name = (titles or {}).get(first["corruption"], first["corruption"])
+                ax.set_title(f"{name}, severity {int(first['severity'])}")
             unit = " (points)" if m.unit == "%" else ""
             ax.set_xlabel(f"Δ {m.display} to the full model{unit}")
         axes[0][0].set_yticks(range(len(variants)), variants)

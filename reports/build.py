@@ -132,7 +132,7 @@ def build_report(run_dir: str | Path, metric: str | None = None, n_boot: int = N
         headline = _headline(requested, task)
         json_datasets[dataset] = {"task": task, "metrics": list(metrics), "headline": headline}
         _dataset_sections(rep, store, d, dataset, task, metrics, headline, full_model, reference, styles, titles,
-                          trainings, card_name, n_boot)
+                          trainings, cards.get(dataset) or {}, n_boot)
     _info_sections(rep, store, df)
     store.to_csv(run_dir / "results.csv")
     write_results_json(run_dir / "results.json", df, runs, json_datasets, predictions=store.predictions,
@@ -146,7 +146,7 @@ def build_report(run_dir: str | Path, metric: str | None = None, n_boot: int = N
 
 def _dataset_sections(rep: Report, store: ResultStore, d: pd.DataFrame, dataset: str, task: str,
                       metrics: tuple[str, ...], headline: str, full_model: str | None, reference: str | None,
-                      styles: dict, titles: dict[str, str], trainings: pd.DataFrame, card_name: str | None,
+                      styles: dict, titles: dict[str, str], trainings: pd.DataFrame, card: dict[str, Any],
                       n_boot: int) -> None:
     figures = rep.run_dir / "figures"
     ok = d[d["status"] == "ok"]
@@ -159,8 +159,10 @@ def _dataset_sections(rep: Report, store: ResultStore, d: pd.DataFrame, dataset:
     main = main_results_table(d, metrics, dataset, store.predictions, full_model, ablated, n_boot=n_boot)
     rep.table(sec, f"main_{dataset}", main, f"Clean test results on {dataset}",
               "Every metric of the dataset's conventional set on the clean test split.")
-    if wants_per_class(task, [dataset, card_name]):
+    if wants_per_class(task, [dataset, card.get("name")]):
         pcm = [m for m in per_class_metrics(d.columns) if d[f"metric_{m}"].notna().any()]
+        names = (card.get("spec") or {}).get("class_names") or []  # the dataset's class order when known
+        pcm.sort(key=lambda m: names.index(m[3:]) if m[3:] in names else len(names))
         if pcm:
             rep.table(sec, f"per_class_{dataset}", per_class_table(d, pcm, dataset, full_model, ablated),
                       f"Per-class F1 on {dataset}")
@@ -230,7 +232,7 @@ def _dataset_sections(rep: Report, store: ResultStore, d: pd.DataFrame, dataset:
         t = ablation_table(abl, headline, full_model, titles)
         t.label = f"tab:ablation-{dataset}"
         rep.table(asec, f"ablation_{dataset}", t, f"Ablation of {full_model} on {dataset}")
-        paths = ablation_figure(abl, figures / f"ablation_{dataset}", metric=headline)
+        paths = ablation_figure(abl, figures / f"ablation_{dataset}", metric=headline, titles=titles)
         rep.figure(asec, paths, f"Ablation deltas on {dataset}",
                    f"Each bar is one variant's Δ {h.display}: its mean over seeds minus the full model's, clean (left) "
                    f"and at the worst condition (right), with the 95% interval of the paired bootstrap. Blue: better "

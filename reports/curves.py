@@ -15,6 +15,7 @@ legend entry, never at a data value.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from harness.metrics import metric as metric_info
+from reports.latex import split_words
 from reports.style import (
     FAILED_MARKER,
     FULL_MODEL_LINEWIDTH,
@@ -38,20 +40,37 @@ from reports.style import (
 FAILED_LABEL = "no successful seed"
 
 
-def severity_ticks(panel: pd.DataFrame) -> tuple[list[int], list[str]]:
-    """Severities of a panel and their tick labels ``"3\\n10 dB"`` (index, then the physical value)."""
+def split_value(text: str) -> tuple[str, str]:
+    """A stored parameter value ``"20 dB"`` -> ``("20", "dB")``; ``"0.15 of frame side"`` ->
+    ``("0.15", "of frame side")``; text without a leading number -> ``(text, "")``."""
+    m = re.match(r"^\s*([-+]?[\d.]+(?:e[-+]?\d+)?)\s*(.*)$", text or "")
+    return (m.group(1), m.group(2).strip()) if m else ((text or "").strip(), "")
+
+
+def severity_ticks(panel: pd.DataFrame) -> tuple[list[int], list[str], str]:
+    """Severities of a panel, their tick labels ``"3\n10"`` (the index, then the physical value;
+    severity 0 is clean and shows the index alone) and the unit of the values (``"dB"``)."""
     sev = sorted(int(s) for s in panel["severity"].unique())
-    labels = []
+    labels, units = [], set()
     for s in sev:
         vals = panel[panel["severity"] == s]["parameter_value"] if "parameter_value" in panel else pd.Series([])
-        v = next((str(x) for x in vals if isinstance(x, str) and x), "")
-        labels.append(f"{s}\n{'clean' if s == 0 else v}")
-    return sev, labels
+        number, unit = split_value(next((str(x) for x in vals if isinstance(x, str) and x), ""))
+        if s and unit:
+            units.add(unit)
+        labels.append(f"{s}\n{number if s else ''}")
+    return sev, labels, ", ".join(sorted(units))
 
 
 def parameter_name(panel: pd.DataFrame) -> str:
     vals = panel["parameter"] if "parameter" in panel else pd.Series([])
     return next((str(x) for x in vals if isinstance(x, str) and x), "")
+
+
+def axis_label(panel: pd.DataFrame, unit: str) -> str:
+    """``"severity / snr\n(dB)"``: what the two tick lines show (the unit on a line of its own)."""
+    p = parameter_name(panel).replace("_", " ")
+    p = re.sub(r"\s*\b(db|px|s|ms)$", "", p)  # the unit follows in brackets
+    return f"severity / {p}" + (f"\n({unit})" if unit else "") if p else "severity"
 
 
 def _draw_panel(ax: plt.Axes, panel: pd.DataFrame, models: Sequence[str], styles: Mapping[str, Mapping],
@@ -79,9 +98,10 @@ def _draw_panel(ax: plt.Axes, panel: pd.DataFrame, models: Sequence[str], styles
 
 
 def _format_axes(ax: plt.Axes, panel: pd.DataFrame, title: str) -> None:
-    sev, labels = severity_ticks(panel)
+    sev, labels, unit = severity_ticks(panel)
     ax.set_xticks(sev, labels)
     ax.set_title(title)
+    ax.set_xlabel(axis_label(panel, unit))
     ax.grid(axis="y", lw=0.3, color="0.85")
 
 
@@ -126,8 +146,6 @@ def robustness_figure(summary: pd.DataFrame, metric: str, stem: str | Path, data
             panel = data[data["corruption"] == corr]
             any_failed |= _draw_panel(ax, panel, models, styles, m.scale, True, full_model)
             _format_axes(ax, panel, names[corr])
-            p = parameter_name(panel)
-            ax.set_xlabel(f"severity / {p.replace('_', ' ')}" if p else "severity")
         for ax in axes[:, 0]:
             ax.set_ylabel(m.label())
         for ax in list(axes.flat)[len(corrs):]:
@@ -192,11 +210,13 @@ def ablation_curves(summary: pd.DataFrame, metric: str, stem: str | Path, full_m
                 panel = data[data["corruption"] == corr]
                 any_failed |= _draw_panel(ax, panel, [full_model, *members], styles, m.scale, [full_model],
                                           full_model)
-                sev, labels = severity_ticks(panel)
+                sev, labels, unit = severity_ticks(panel)
                 ax.set_xticks(sev, labels if r == len(groups) - 1 else [""] * len(sev))
                 ax.grid(axis="y", lw=0.3, color="0.85")
                 if r == 0:
-                    ax.set_title(names[corr])
+                    ax.set_title(split_words(names[corr], 14))
+                if r == len(groups) - 1:
+                    ax.set_xlabel(axis_label(panel, unit), fontsize=6)
             axes[r][0].set_ylabel(f"{switch}\n{m.label()}")
             handles = [Line2D([], [], color="#000000", linewidth=FULL_MODEL_LINEWIDTH, label=f"{full_model} (full)")]
             handles += [Line2D([], [], **line_kwargs(styles[v]), label=_short(v)) for v in members]
@@ -204,7 +224,6 @@ def ablation_curves(summary: pd.DataFrame, metric: str, stem: str | Path, full_m
                                fontsize=6)
         if any_failed:
             fig.legend(handles=[_failed_handle()], loc="lower right", frameon=False, fontsize=6)
-        fig.supxlabel("severity (index, then the corruption's parameter)", fontsize=7)
         fig.tight_layout()
         return save(fig, str(stem))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from reports.latex import fmt, split_words
+from reports.latex import fmt
 from reports.style import ONE_COLUMN_IN, RC, TWO_COLUMN_IN, save
 
 
@@ -43,7 +44,8 @@ def drop_heatmap(rob: pd.DataFrame, severity: int, stem: str | Path, dataset: st
         vmax = max(float(finite.max()), 1e-9) if finite.size else 1.0
         vmin = min(0.0, float(finite.min())) if finite.size else 0.0
         im = ax.imshow(values, cmap="Reds", vmin=vmin, vmax=vmax, aspect="auto")
-        ax.set_xticks(range(n_corr), [split_words(titles.get(c, c)) for c in grid.columns], rotation=0)
+        ax.set_xticks(range(n_corr), [textwrap.fill(titles.get(c, c), 12) for c in grid.columns], rotation=0,
+                      fontsize=6)
         ax.set_yticks(range(n_models), list(grid.index))
         ax.tick_params(length=0)
         for spine in ax.spines.values():

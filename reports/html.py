@@ -24,7 +24,7 @@ figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #eee}
 figcaption{font-size:.92em;color:#333;max-width:900px}
 table{border-collapse:collapse;margin:1em 0;font-size:.85em;font-variant-numeric:tabular-nums}
 caption{caption-side:top;text-align:left;font-weight:600;padding-bottom:.4em;max-width:1000px}
-caption .note{font-weight:normal;color:#444;display:block;margin-top:.2em}
+p.note{font-size:.85em;color:#444;max-width:900px;margin-top:-.5em}
 th,td{padding:.2em .6em;border-bottom:1px solid #eee;white-space:nowrap}
 thead th{border-bottom:2px solid #444;vertical-align:bottom}
 tr.block-end td{border-bottom:2px solid #888}

@@ -204,10 +204,10 @@ class Table:
             tds = "".join(f"<td style='text-align:{align[a]}'>{'<b>' + html.escape(c) + '</b>' if x and c else html.escape(c)}</td>"
                           for c, x, a in zip(r, b, self.align))
             body.append(f"<tr{cls}>{tds}</tr>")
-        caption = html.escape(self.caption) + (f" <span class='note'>{html.escape(self.note)}</span>" if self.note else "")
         ident = f" id='{html.escape(self.label)}'" if self.label else ""
-        return (f"<table{ident}><caption>{caption}</caption><thead><tr>{head}</tr></thead>"
-                f"<tbody>{''.join(body)}</tbody></table>")
+        note = f"<p class='note'>{html.escape(self.note)}</p>" if self.note else ""
+        return (f"<table{ident}><caption>{html.escape(self.caption)}</caption><thead><tr>{head}</tr></thead>"
+                f"<tbody>{''.join(body)}</tbody></table>{note}")
 
     def both(self) -> tuple[str, str]:
         return self.latex(), self.markdown()

@@ -14,6 +14,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 from adjustText import adjust_text
+from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
 from harness.metrics import metric as metric_info
@@ -27,7 +28,7 @@ def label_overlaps(fig: plt.Figure, texts: Sequence[plt.Text], pad_px: float = 0
     renderer = fig.canvas.get_renderer()
     boxes = []
     for t in texts:
-        b = t.get_window_extent(renderer)
+        b = Text.get_window_extent(t, renderer)  # the text alone, without an annotation's leader line
         boxes.append(Bbox.from_extents(b.x0 + pad_px, b.y0 + pad_px, b.x1 - pad_px, b.y1 - pad_px))
     out = []
     for i in range(len(boxes)):
@@ -79,12 +80,14 @@ def clean_vs_robust(rob: pd.DataFrame, stem: str | Path, dataset: str | None = N
             st = styles[model]
             ax.scatter(r["clean"], r["aurc"], color=st["color"], marker=st["marker"], s=22, zorder=3,
                        edgecolors="white", linewidths=0.4)
+        # each axis spans its own data (the diagonal is clipped), so crowded points spread out
         lo = float(min(pts["clean"].min(), pts["aurc"].min()))
         hi = float(max(pts["clean"].max(), pts["aurc"].max()))
-        pad = max(0.02 * m.scale, 0.05 * (hi - lo))
-        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], ls="--", lw=0.8, color="0.5", zorder=1)
-        ax.set_xlim(lo - pad, hi + pad)
-        ax.set_ylim(lo - pad, hi + pad)
+        ax.plot([lo - 1e3, hi + 1e3], [lo - 1e3, hi + 1e3], ls="--", lw=0.8, color="0.5", zorder=1)
+        for lim, col in ((ax.set_xlim, "clean"), (ax.set_ylim, "aurc")):
+            a, b = float(pts[col].min()), float(pts[col].max())
+            pad = max(0.01 * m.scale, 0.12 * (b - a))
+            lim(a - pad, b + pad)
         ax.set_xlabel(f"Clean {m.label()}")
         ax.set_ylabel(f"AURC, mean over corruptions: {m.label()}")
         ax.text(0.98, 0.02, "y = x: no loss under corruption", transform=ax.transAxes, ha="right", va="bottom",
@@ -92,9 +95,12 @@ def clean_vs_robust(rob: pd.DataFrame, stem: str | Path, dataset: str | None = N
         texts = [ax.text(r["clean"], r["aurc"], model, fontsize=6) for model, r in pts.iterrows()]
         fig.tight_layout()
         if len(texts) > 1:
+            before = set(ax.get_children()) | set(fig.get_children())
             adjust_text(texts, ax=ax, x=list(pts["clean"]), y=list(pts["aurc"]), expand=(1.15, 1.3),
                         arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.55"})
             if label_overlaps(fig, texts):
+                for artist in (set(ax.get_children()) | set(fig.get_children())) - before:
+                    artist.remove()  # adjustText's leader lines point at the labels replaced below
                 texts = _column_labels(fig, ax, pts, texts)
         fig._mcer_labels = texts  # the labels, for tests that check their boxes
         if keep is not None:

@@ -25,7 +25,17 @@ CORRUPTIONS = {  # label -> (registered name, options, parameter, values at seve
                         [f"{v} of frame side" for v in (0.15, 0.25, 0.35, 0.45, 0.6)]),
     "missing audio": ("feature-missing", {"modality": "audio"}, "missing_rate",
                       [f"{v} probability" for v in (0.1, 0.2, 0.3, 0.4, 0.5)]),
+    "missing text": ("feature-missing", {"modality": "text"}, "missing_rate",
+                     [f"{v} probability" for v in (0.1, 0.2, 0.3, 0.4, 0.5)]),
+    "audio-white (spikes)": ("audio-white", {"schedule": "spikes"}, "snr_db",
+                             ["20 dB", "15 dB", "10 dB", "5 dB", "0 dB"]),
 }
+DEMO_MODELS = ("mcer", *(f"mcer[{s}]" for s in ("denoiser=diff-dual", "denoiser=standard", "denoiser=none",
+                                                 "graphs=intra", "graphs=inter", "graphs=unaware", "graphs=none",
+                                                 "fusion=symmetric", "fusion=concat", "filter_gates=off",
+                                                 "aux_loss=off", "logit_weights=equal")),
+               "text-only", "audio-only", "early-fusion", "late-fusion", "tfn", "mult", "misa", "dialoguernn")
+"""The demo's 21 model labels: the widest tables and most crowded figures a report draws."""
 
 
 def _quality(variant: str, k: int) -> float:
@@ -51,6 +61,13 @@ def make_run(out: Path, variants: Sequence[str] = ("mcer", "mcer[graphs=none]", 
               "corruptions": [{"name": CORRUPTIONS[c][0], "label": c, "severities": list(severities)}
                               for c in corruptions], "report": report}
     provenance = {"code_version": code_version, "packages": {"python": "3.11", "torch": "2.13.0"}, "device": "cpu"}
+    spec = {"dims": {"text": 8, "audio": 4, "video": 4}, "task": task, "num_speakers": 2,
+            "num_classes": len(CLASSES) if task == "classification" else None,
+            "class_names": CLASSES if task == "classification" else None,
+            "score_range": None if task == "classification" else [-3.0, 3.0]}
+    splits = {s: {"dialogues": n_utts // 8, "utterances": n_utts} for s in ("train", "valid", "test")}
+    store.add_artifact("dataset_card", dataset, {"name": dataset, "spec": spec, "splits": splits},
+                       "2026-01-01T00:00:00+00:00")
     store.add_run(f"run-{out.name}", config, "cfghash", provenance, "2026-01-01T00:00:00+00:00")
     uids = [f"d{i // 8}-u{i % 8}" for i in range(n_utts)]
     if task == "classification":
@@ -84,7 +101,7 @@ def make_run(out: Path, variants: Sequence[str] = ("mcer", "mcer[graphs=none]", 
                     metrics = compute_metrics(task, y, outputs)
                 name, opts, parameter, values = CORRUPTIONS.get(corr, ("clean", {}, None, [None] * 5))
                 failed = (variant, s, corr, sev) in set(fail)
-                key = f"{out.name}|{variant}|{dataset}|{s}|{corr}|{sev}"
+                key = f"{variant}|{dataset}|{s}|{corr}|{sev}|{corruption_seed}"
                 row = {"cell_key": key, "train_key": train_key, "model": model, "variant": variant,
                        "model_options": {}, "dataset": dataset, "train_condition": "clean", "seed": s,
                        "corruption": corr, "corruption_options": {"name": name, **opts}, "severity": sev,
@@ -98,3 +115,31 @@ def make_run(out: Path, variants: Sequence[str] = ("mcer", "mcer[graphs=none]", 
                 preds = None if failed else {"uids": uids, "targets": y, "outputs": outputs}
                 store.add_result(row, preds)
     return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python tests/report_fixtures.py OUT``: demo-sized classification, MOSI-like regression
+    and IEMOCAP-like runs under OUT, each with its report (what ``nox -s paper`` compiles)."""
+    import sys
+
+    from reports.build import build_report
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python tests/report_fixtures.py OUT_DIR", file=sys.stderr)
+        return 2
+    out = Path(args[0])
+    everything = tuple(CORRUPTIONS)
+    runs = [make_run(out / "classification", variants=DEMO_MODELS, corruptions=everything, n_utts=64),
+            make_run(out / "mosi", variants=DEMO_MODELS, task="regression", dataset="mosi", corruptions=everything,
+                     seeds=(0,), n_utts=64),
+            make_run(out / "iemocap", variants=DEMO_MODELS[:1] + DEMO_MODELS[13:], dataset="iemocap",
+                     corruptions=("audio-white",), seeds=(0, 1, 2), n_utts=64)]
+    for run in runs:
+        build_report(run, n_boot=200)
+        print(run)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
