@@ -216,12 +216,13 @@ def _dataset_sections(rep: Report, store: ResultStore, d: pd.DataFrame, dataset:
                    f"corruption, in % of its clean score ({'(m0 − m)/m0' if h.higher_is_better else '(m − m0)/m0'}). "
                    f"Rows: the full model and the baselines, then (below the rule) the ablation variants; darker is a "
                    f"larger loss; a negative value is a gain.")
-        paths = clean_vs_robust(rob, figures / f"clean_vs_robust_{dataset}", metric=headline, styles=styles)
-        rep.figure(rsec, paths, f"Clean score against robustness on {dataset}",
-                   f"Each point is one model: x its clean {h.label()}, y its AURC (the area under its severity curve, "
-                   f"divided by the severity span) averaged over the corruptions. The dashed diagonal is 'no loss': "
-                   f"the farther "
-                   f"{'below' if h.higher_is_better else 'above'} it, the more the model loses under corruption.")
+        if not rob[["m0", "aurc"]].dropna().empty:  # every model failed somewhere: no point to draw
+            paths = clean_vs_robust(rob, figures / f"clean_vs_robust_{dataset}", metric=headline, styles=styles)
+            rep.figure(rsec, paths, f"Clean score against robustness on {dataset}",
+                       f"Each point is one model: x its clean {h.label()}, y its AURC (the area under its severity "
+                       f"curve, divided by the severity span) averaged over the corruptions. The dashed diagonal is "
+                       f"'no loss': the farther {'below' if h.higher_is_better else 'above'} it, the more the model "
+                       f"loses under corruption.")
     if full_model is not None and full_model in set(ok["variant"]) and ablated:
         asec = Section(f"{dataset}: ablation")
         rep.sections.append(asec)
@@ -293,7 +294,7 @@ def _write_markdown(rep: Report, df: pd.DataFrame, runs: list[dict[str, Any]], t
     run_dir = rep.run_dir
     failed = df[df["status"] != "ok"]
     lines = [f"# {title or f'mcer-bench report: {run_dir.name}'}", "",
-             f"{len(df)} result rows ({len(failed)} failed) from {len(runs)} run(s). Figures as PNG and PDF in "
+             f"Rows: {len(df)} ({len(failed)} failed), from {len(runs)} run(s). Figures as PNG and PDF in "
              f"`figures/`, tables as LaTeX and Markdown in `tables/`, every cell in `results.json`.", ""]
     for sec in rep.sections:
         lines += [f"## {sec.title}", ""]

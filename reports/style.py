@@ -96,6 +96,7 @@ ABLATION_FAMILIES: dict[str, tuple[tuple[str, ...], dict[str, int]]] = {
     "logit_weights": (("#8C510A",), {"equal": 0}),
 }
 _FAMILY_MARKERS = ("s", "^", "D", "v")
+_FAMILY_OFFSET = {"filter_gates": 1, "aux_loss": 2, "logit_weights": 3}
 _FAMILY_DASHES = ("--", "-.", ":", (0, (5, 1, 1, 1)))
 VARIANT = re.compile(r"^(?P<base>[^\[\]]+)\[(?P<switch>[^=\]]+)=(?P<value>[^\]]*)\]$")
 
@@ -140,8 +141,9 @@ def model_style(label: str) -> Style:
         _, switch, value = parts
         shades, order = ABLATION_FAMILIES[switch]
         i = order.get(value, _digest(value) % len(shades))
-        return _s(shades[i % len(shades)], _FAMILY_MARKERS[i % len(_FAMILY_MARKERS)],
-                  _FAMILY_DASHES[i % len(_FAMILY_DASHES)])
+        k = i + _FAMILY_OFFSET.get(switch, 0)  # one-value switches, drawn together, differ in marker and dash too
+        return _s(shades[i % len(shades)], _FAMILY_MARKERS[k % len(_FAMILY_MARKERS)],
+                  _FAMILY_DASHES[k % len(_FAMILY_DASHES)])
     return hashed_style(label)
 
 
