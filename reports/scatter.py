@@ -49,8 +49,8 @@ def _column_labels(fig: plt.Figure, ax: plt.Axes, pts: pd.DataFrame, texts: list
         y = 1.0 - (k + 0.5) / n
         out.append(ax.annotate(model, xy=(r["clean"], r["aurc"]), xycoords="data", xytext=(1.04, y),
                                textcoords="axes fraction", fontsize=6, va="center", ha="left",
-                               arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.55", "shrinkA": 0,
-                                           "shrinkB": 2}))
+                               arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.55", "shrinkA": 1,
+                                           "shrinkB": 2, "relpos": (0.0, 0.5)}))
     return out
 
 
@@ -90,7 +90,7 @@ def clean_vs_robust(rob: pd.DataFrame, stem: str | Path, dataset: str | None = N
             lim(a - pad, b + pad)
         ax.set_xlabel(f"Clean {m.label()}")
         ax.set_ylabel(f"AURC, mean over corruptions: {m.label()}")
-        ax.text(0.98, 0.02, "y = x: no loss under corruption", transform=ax.transAxes, ha="right", va="bottom",
+        ax.text(0.02, 0.98, "dashed y = x: no loss under corruption", transform=ax.transAxes, ha="left", va="top",
                 fontsize=6, color="0.4")
         texts = [ax.text(r["clean"], r["aurc"], model, fontsize=6) for model, r in pts.iterrows()]
         fig.tight_layout()
