@@ -123,10 +123,14 @@ def build_report(run_dir: str | Path, metric: str | None = None, n_boot: int = N
     titles = corruption_titles(df)
     cards = store.artifacts("dataset_card")
     trainings = store.dataframe("trainings")
+    tasks = {d: task_of(df[df["dataset"] == d]) for d in sorted(df["dataset"].unique())}
+    if requested is not None and metric_info(requested).task not in set(tasks.values()):
+        raise ValueError(f"report metric {requested!r} is a {metric_info(requested).task} metric, but the results hold "
+                         f"only {sorted(set(tasks.values()))} datasets ({', '.join(tasks)})")
     json_datasets: dict[str, dict[str, Any]] = {}
     for dataset in sorted(df["dataset"].unique()):
         d = df[df["dataset"] == dataset]
-        task = task_of(d)
+        task = tasks[dataset]
         card_name = (cards.get(dataset) or {}).get("name")
         metrics = metric_set(task, [dataset, card_name])
         headline = _headline(requested, task)

@@ -304,3 +304,13 @@ def test_compare_merges_comparable_runs_into_one_report(tmp_path):
     merged = load_rows(db.parent)
     assert set(merged["variant"]) == {"mcer", "text-only (a)", "text-only (c)"}
     assert merged.groupby("variant").size().nunique() == 1
+
+
+def test_a_report_metric_of_the_wrong_task_is_refused(reports):
+    from reports.build import build_report
+
+    run, _ = reports["cls"]
+    with pytest.raises(ValueError, match="'mae' is a regression metric, but the results hold only"):
+        build_report(run, metric="mae")
+    with pytest.raises(KeyError, match="unknown metric 'wf2'"):
+        build_report(run, metric="wf2")
