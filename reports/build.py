@@ -114,7 +114,10 @@ def build_report(run_dir: str | Path, metric: str | None = None, n_boot: int = N
     cfg = report_config if report_config is not None else _report_config(runs)
     requested = metric or cfg.get("metric")
     if requested is not None:
-        metric_info(requested)  # unknown names fail here, listing the known ones
+        try:
+            metric_info(requested)
+        except KeyError as exc:  # a ValueError, so that the CLI prints one line and exits 2
+            raise ValueError(f"report metric: {exc.args[0]}") from None
     full_model, reference = cfg.get("full_model"), cfg.get("reference")
     (run_dir / "figures").mkdir(exist_ok=True)
     (run_dir / "tables").mkdir(exist_ok=True)

@@ -312,5 +312,5 @@ def test_a_report_metric_of_the_wrong_task_is_refused(reports):
     run, _ = reports["cls"]
     with pytest.raises(ValueError, match="'mae' is a regression metric, but the results hold only"):
         build_report(run, metric="mae")
-    with pytest.raises(KeyError, match="unknown metric 'wf2'"):
+    with pytest.raises(ValueError, match="unknown metric 'wf2'"):
         build_report(run, metric="wf2")
