@@ -149,8 +149,9 @@ def _generate(n_train: int, n_valid: int, n_test: int, min_utts: int, max_utts: 
         "audio": EXTRACTORS.create("logmel", n_mels=n_mels),
         "video": EXTRACTORS.create("frame-stats"),
     }
-    for m, width in dims:
-        extractors[m] = EXTRACTORS.create("projected", base=extractors[m].config(), dim=width, seed=seed)
+    if dims:  # the modalities named, each projected to its width
+        extractors = {m: EXTRACTORS.create("projected", base=extractors[m].config(), dim=width, seed=seed)
+                      for m, width in dims}
     flat = [r for split in dialogues.values() for _, rows in split for r in rows]
     media = [r["raw"] for r in flat]
     feats = {m: ex.extract(media) for m, ex in extractors.items()}
@@ -187,9 +188,10 @@ def synthetic(
 
     Sizes are numbers of dialogues per split; each has ``min_utts..max_utts`` utterances.
     ``separation`` (>0) scales how far apart the audio and video cues of the classes lie.
-    ``dims`` (e.g. ``{"text": 768, "audio": 5, "video": 20}``) gives modalities the widths of a
-    reference configuration through a fixed seeded projection of their features (the
-    ``projected`` extractor), so a model preset can run on synthetic data.
+    ``dims`` (e.g. ``{"text": 768, "audio": 5, "video": 20}``) gives the data exactly the named
+    modalities, at the widths of a reference configuration, through a fixed seeded projection
+    of their features (the ``projected`` extractor), so a model preset can run on synthetic
+    data (``{"text": 600, "audio": 300}`` drops video).
     """
     if dims is not None:
         unknown = sorted(set(dims) - {"text", "audio", "video"})

@@ -91,7 +91,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.run.config import demo_config, parse_config, read_toml
     from harness.run.driver import run_sweep
-    from harness.run.plan import make_plan
+    from harness.run.plan import make_plan, training_lines
 
     if args.config:
         raw = read_toml(args.config)
@@ -124,7 +124,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         db = out / "results.sqlite"
         stored = ResultStore(db, read_only=True).stored_keys() if db.is_file() and db.stat().st_size else set()
-        print(make_plan(cfg).describe(stored))
+        plan = make_plan(cfg)
+        print(plan.describe(stored))
+        print("\n".join(training_lines(plan)))
         return 0
     summary = run_sweep(cfg, out, raw_config=raw, progress=not args.quiet, retry_failed=args.retry_failed,
                         resume=args.resume, allow_code_change=args.allow_code_change)
