@@ -224,8 +224,3 @@ def compute_metrics(task: str, y_true: np.ndarray, prediction: np.ndarray,
         return classification_metrics(y_true, np.asarray(prediction).argmax(-1), class_names)
     return regression_metrics(y_true, prediction)
 
-
-def as_higher_better(name: str, value: float) -> float:
-    """``value`` mapped so that higher is better, for robustness scores that assume it
-    (``mae`` -> ``1 - mae / 3``, over the [-3, 3] label range); others unchanged."""
-    return 1.0 - value / 3.0 if name == "mae" else value

@@ -206,42 +206,43 @@ def concat_records(records: Sequence[Mapping[str, Any]], prefixes: Sequence[str]
             "outputs": np.concatenate([np.asarray(r["outputs"]) for r in records])}
 
 
-def seed_paired_bootstrap(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]], metric: str,
-                          n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict[str, Any]:
-    """Two-level paired bootstrap of ``mean_seed metric(A) - mean_seed metric(B)``.
+def paired_bootstrap_seeds(pairs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], metric: str,
+                           n_boot: int = 2000, level: float = 0.95, seed: int = 0,
+                           resample_seeds: bool = True) -> dict[str, Any]:
+    """Paired bootstrap of the **difference of the seed means** ``mean_k metric(A_k) - mean_k metric(B_k)``.
 
-    ``a[i]`` and ``b[i]`` are the prediction records of the two models trained with the same
-    seed ``i`` and scored on the same test set. Each resample draws the seeds with replacement,
-    then, within each drawn seed, the utterances with replacement (the same utterances for both
-    models), and averages the per-seed differences. So the interval covers the variation between
-    training runs as well as between test utterances: a difference it calls significant is one a
-    rerun with other seeds (or on another machine, whose arithmetic trains a little differently)
-    is expected to reproduce, which a bootstrap over pooled utterances does not promise.
-
-    Returns ``effect`` (the difference of the per-seed means, as tables print them), ``ci_low``,
-    ``ci_high``, two-sided ``p``, ``n_seeds``, ``n`` (utterances per seed), ``metric`` and
-    ``higher_is_better``.
+    ``pairs``: one ``(record A, record B)`` per training seed, both models scored on the same
+    test set (aligned by uid as in :func:`align`). Each resample draws the seeds with
+    replacement (``resample_seeds``; else every seed once), then, within each drawn seed, that
+    seed's utterances with replacement (the same draw for both models), and averages the
+    per-seed differences. Resampling the seeds puts the variation between training runs into
+    the interval, not only that between test utterances: a difference called significant is
+    then one that a rerun with other seeds, or on a machine whose arithmetic trains a little
+    differently, is expected to reproduce. ``effect`` is the observed difference of the seed
+    means, i.e. of the means a table prints. Returns ``effect``, ``ci_low``, ``ci_high``,
+    two-sided ``p`` (``2 * min(P*(d <= 0), P*(d >= 0))``, capped at 1), ``n_seeds`` and ``n``
+    (utterances summed over seeds).
     """
-    if len(a) != len(b) or not a:
-        raise ValueError(f"seed_paired_bootstrap: need one record per seed for both models, got {len(a)} and {len(b)}")
+    if not pairs:
+        raise ValueError("paired_bootstrap_seeds: no (A, B) record pairs")
     if n_boot < 1 or not 0 < level < 1:
-        raise ValueError(f"seed_paired_bootstrap: n_boot must be >= 1 and level in (0, 1), got {n_boot}, {level}")
-    pairs = [align(ra, rb) for ra, rb in zip(a, b)]
-    _check_metric(metric, pairs[0][3])
-    per_seed = np.array([_row_metric(metric, y[None], pa[None], nc)[0] - _row_metric(metric, y[None], pb[None], nc)[0]
-                         for y, pa, pb, nc in pairs])
-    effect = float(np.nanmean(per_seed))
+        raise ValueError(f"paired_bootstrap_seeds: n_boot must be >= 1 and level in (0, 1), got {n_boot}, {level}")
+    aligned = [align(a, b) for a, b in pairs]
+    for *_, nc in aligned:
+        _check_metric(metric, nc)
+    effects = [float(_row_metric(metric, y[None], pa[None], nc)[0] - _row_metric(metric, y[None], pb[None], nc)[0])
+               for y, pa, pb, nc in aligned]
     rng = np.random.default_rng(seed)
-    k = len(pairs)
+    k = len(aligned)
+    slots = rng.integers(0, k, size=(n_boot, k)) if resample_seeds else np.tile(np.arange(k), (n_boot, 1))
     draws = np.zeros((n_boot, k))
-    seeds = rng.integers(0, k, size=(n_boot, k))
-    for s, (y, pa, pb, nc) in enumerate(pairs):
-        uses = np.argwhere(seeds == s)  # (resample, slot) pairs that drew seed s
-        if len(uses) == 0:
-            continue
-        idx = rng.integers(0, len(y), size=(len(uses), len(y)))
-        d = _row_metric(metric, y[idx], pa[idx], nc) - _row_metric(metric, y[idx], pb[idx], nc)
-        draws[uses[:, 0], uses[:, 1]] = d
+    for s, (y, pa, pb, nc) in enumerate(aligned):
+        uses = np.argwhere(slots == s)  # the (resample, slot) places that drew seed s
+        for start in range(0, len(uses), _CHUNK):
+            part = uses[start:start + _CHUNK]
+            idx = rng.integers(0, len(y), size=(len(part), len(y)))
+            draws[part[:, 0], part[:, 1]] = (_row_metric(metric, y[idx], pa[idx], nc)
+                                             - _row_metric(metric, y[idx], pb[idx], nc))
     d = np.nanmean(draws, axis=1)
     d = d[~np.isnan(d)]
     if len(d) == 0:
@@ -249,5 +250,6 @@ def seed_paired_bootstrap(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[st
     else:
         lo, hi = (float(x) for x in np.quantile(d, [(1 - level) / 2, 1 - (1 - level) / 2]))
         p = float(min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean())))
-    return {"metric": metric, "effect": effect, "ci_low": lo, "ci_high": hi, "p": p, "n_seeds": k,
-            "n": int(len(pairs[0][0])), "n_boot": n_boot, "higher_is_better": higher_is_better(metric)}
+    return {"metric": metric, "effect": float(np.mean(effects)), "ci_low": lo, "ci_high": hi, "p": p,
+            "n_seeds": k, "n": int(sum(len(y) for y, *_ in aligned)), "n_boot": n_boot,
+            "resample_seeds": resample_seeds, "higher_is_better": higher_is_better(metric)}

@@ -56,9 +56,9 @@ def test_run_resume_and_report(tmp_path, tiny_config, capsys):
     rows = _rows(out / "results.sqlite")
     assert len(rows) == 12  # 2 models x 2 seeds x (clean + 2 severities)
     assert {r[5] for r in rows} == {"ok"}
-    for f in ("figures/robustness_synthetic.png", "figures/robustness_synthetic.pdf", "tables/robustness.md",
+    for f in ("figures/robustness_synthetic.png", "figures/robustness_synthetic.pdf", "tables/robustness_synthetic.md",
               "report.md", "results.csv", "config.toml", "index.html", "tables/main_synthetic.tex",
-              "tables/severities.md", "figures/drop_heatmap_synthetic.png"):
+              "tables/severities.md", "figures/drop_heatmap_synthetic.png", "results.json"):
         assert (out / f).stat().st_size > 0, f
     assert len(list((out / "checkpoints").glob("*.pt"))) == 4
     # second run: everything stored, nothing retrained

@@ -253,6 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", help="headline metric (default: the config's report.metric, else wf1 / mae)")
     p.set_defaults(func=cmd_report)
 
+    from harness.run.compare import add_parser as add_compare_parser
+
+    add_compare_parser(sub)  # mcer-bench compare RUN_DIR... --out DIR
+
     q = _command_group(sub, "data", "dataset tools").add_parser("inspect", help="detect a dataset's format, load it and print its card",
                         description="Detect the format of PATH (a file or folder, or a registered dataset name), "
                                     "load it and print the dataset card.")
