@@ -97,14 +97,15 @@ def make_gallery(dialogues: Sequence[Dialogue], names: Sequence[str], out: str |
 # ------------------------------------------------------------------------------ playable media
 
 GIF_MAX_SIDE = 320  # frames larger than this are scaled down (aspect kept) for the GIFs
+GIF_MIN_SIDE = 128  # smaller ones are scaled up by a whole factor (nearest pixel), so they can be seen
 SNR_PARAMETER = "snr_db"  # a severity table in this parameter means additive noise at a target SNR
 
 
 @dataclass(frozen=True)
 class MediaItem:
-    """One written gallery file. ``snr_db`` is the SNR the noise achieved (additive noise
-    only): ``10 log10(sum(clean^2) / sum((noisy - clean)^2))`` over the whole utterance;
-    ``target`` the severity table's value with its unit."""
+    """One written gallery file. ``snr_db`` is the SNR the noise achieved in the WAV file
+    (additive noise only): ``10 log10(sum(clean^2) / sum((noisy - clean)^2))`` over the whole
+    utterance, rounded to 0.01 dB; ``target`` is the severity table's value with its unit."""
 
     corruption: str
     severity: int
@@ -139,8 +140,9 @@ def write_media(dialogues: Sequence[Dialogue], names: Sequence[str], out: str | 
     Also writes ``out/media.json`` listing every item; returns the items.
 
     Severity 0 is the clean utterance. The corruptions see every dialogue passed in (babble
-    draws its talkers from them); the SNR of additive noise is measured before the WAV is
-    written (a WAV stores samples clipped to [-1, 1]).
+    draws its talkers from them). The SNR of additive noise (a severity table in ``snr_db``)
+    is measured on what the WAV files hold, 16-bit samples clipped to [-1, 1], against
+    ``s0.wav``, so clipping at a low SNR shows in it.
     """
     import soundfile
 
@@ -164,7 +166,11 @@ def write_media(dialogues: Sequence[Dialogue], names: Sequence[str], out: str | 
                 wave = np.asarray(utt.raw.waveform, dtype=np.float32)
                 path = folder / f"s{s}.wav"
                 soundfile.write(path, np.clip(wave, -1.0, 1.0), int(utt.raw.sample_rate), subtype="PCM_16")
-                snr = achieved_snr_db(clean.raw.waveform, wave) if s and table.parameter == SNR_PARAMETER else None
+                snr = None
+                if s and table.parameter == SNR_PARAMETER:  # measured on the samples the WAV files hold
+                    stored, _ = soundfile.read(path, dtype="float64")
+                    reference, _ = soundfile.read(folder / "s0.wav", dtype="float64")
+                    snr = round(achieved_snr_db(reference, stored), 2) + 0.0
                 items.append(MediaItem(name, s, str(path), "wav", target, snr))
             elif field == "frames":
                 path = folder / f"s{s}.gif"
@@ -182,17 +188,22 @@ def write_media(dialogues: Sequence[Dialogue], names: Sequence[str], out: str | 
 
 
 def write_gif(path: str | Path, frames: np.ndarray, fps: float) -> Path:
-    """Animated GIF (looping) of uint8 RGB ``frames`` ``[F, H, W, 3]`` at ``fps``."""
+    """Animated GIF (looping) of uint8 RGB ``frames`` ``[F, H, W, 3]`` at ``fps``; frames are
+    scaled (aspect kept) to a longest side between 128 and 320 pixels."""
     from PIL import Image
 
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or not len(frames):
         raise ValueError(f"write_gif: frames must be uint8 [F, H, W, 3] with F >= 1, got shape {frames.shape}")
     images = [Image.fromarray(np.ascontiguousarray(f.astype(np.uint8))) for f in frames]
-    scale = GIF_MAX_SIDE / max(images[0].size)
-    if scale < 1:
+    side = max(images[0].size)
+    if side > GIF_MAX_SIDE:
+        scale = GIF_MAX_SIDE / side
         size = (max(1, round(images[0].width * scale)), max(1, round(images[0].height * scale)))
         images = [im.resize(size, Image.Resampling.LANCZOS) for im in images]
+    elif side < GIF_MIN_SIDE:
+        k = -(-GIF_MIN_SIDE // side)
+        images = [im.resize((im.width * k, im.height * k), Image.Resampling.NEAREST) for im in images]
     path = Path(path)
     images[0].save(path, save_all=True, append_images=images[1:], duration=max(20, round(1000.0 / fps)), loop=0)
     return path
