@@ -11,9 +11,10 @@ closest valid key.
 from __future__ import annotations
 
 import copy
-import tomllib
 from collections.abc import Sequence
 from typing import Any
+
+import tomllib
 
 
 class OverrideError(ValueError):
