@@ -322,3 +322,14 @@ def test_help_of_every_command_names_the_new_options():
         assert out.returncode == 0
         for w in words:
             assert w in out.stdout, (args, w)
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    """``mcer-bench list | head -1``: the command ends quietly when its reader goes away."""
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            bufsize=0)
+    assert proc.stdout.read(20)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=300)
+    assert "Traceback" not in err and proc.returncode in (0, 141), err
