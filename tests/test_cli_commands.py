@@ -154,6 +154,9 @@ def test_include_path_plugins_are_listed_and_run_in_worker_processes(tmp_path):
     assert listed.returncode == 0, listed.stderr
     names = {e["name"]: e for e in json.loads(listed.stdout)["models"]}
     assert names["included-text"]["summary"] == "A text model imported from a folder with --include-path."
+    before_the_command = _cli("--include-path", str(folder), "describe", "included-text", "--json")
+    assert before_the_command.returncode == 0, before_the_command.stderr
+    assert json.loads(before_the_command.stdout)["name"] == "included-text"
     sweep = tmp_path / "sweep.toml"
     sweep.write_text(TINY.replace('name = "text-only"', 'name = "included-text"').replace(
         'name = "tiny"', 'name = "tiny"\nexecutor = "processes"\nworkers = 1'))

@@ -35,7 +35,7 @@ def _include_paths(args: argparse.Namespace) -> None:
     """Import the plugin modules of every ``--include-path`` folder (before any lookup)."""
     from harness.registry import include_path
 
-    for folder in getattr(args, "include_path", None) or []:
+    for folder in (getattr(args, "global_include_path", None) or []) + (getattr(args, "include_path", None) or []):
         include_path(folder)
 
 
@@ -269,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Benchmark multimodal (text, audio, video) emotion recognition models under graded real-world corruptions."))
     parser.add_argument("--version", action=_VersionAction,
                         help="print the version (and the code version stored with results) and exit")
+    parser.add_argument("--include-path", action="append", metavar="DIR", dest="global_include_path",
+                        help="import the plugin modules (*.py files and packages) of DIR before anything else, as if "
+                             "they were installed (repeatable; also accepted after the command)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     plugins = argparse.ArgumentParser(add_help=False)
     plugins.add_argument("--include-path", action="append", metavar="DIR",
