@@ -80,9 +80,19 @@ class Entry(Generic[T]):
             "kind": self.kind,
             "summary": self.summary,
             "module": module,
-            "metadata": {k: (sorted(v) if k == "presets" else v) for k, v in self.metadata.items()
-                         if _is_jsonable(v)},
+            "metadata": {k: _plain_metadata(k, v) for k, v in self.metadata.items() if _is_jsonable(v)},
         }
+
+
+def _plain_metadata(key: str, value: Any) -> Any:
+    """Metadata as JSON data: preset names, search-space descriptions, model-set variant labels."""
+    if key == "presets":
+        return sorted(value)
+    if key == "search_space":
+        return {k: p.describe() for k, p in value.items()}
+    if key == "model_sets":
+        return {name: [label for label, _ in variants] for name, variants in value.items()}
+    return value
 
 
 def _is_jsonable(value: Any) -> bool:

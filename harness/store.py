@@ -81,6 +81,20 @@ CREATE TABLE IF NOT EXISTS artifacts (
     created_at TEXT NOT NULL,
     PRIMARY KEY (kind, name)
 );
+CREATE TABLE IF NOT EXISTS trials (
+    tune_key TEXT NOT NULL,
+    trial INTEGER NOT NULL,
+    variant TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    params TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL,
+    status TEXT NOT NULL,
+    error TEXT,
+    train_key TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (tune_key, trial)
+);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     config TEXT NOT NULL,
@@ -252,6 +266,28 @@ class ResultStore:
             con.execute("INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?)",
                         (kind, name, json.dumps(payload, sort_keys=True), created_at))
 
+    def add_trial(self, row: dict[str, Any]) -> bool:
+        """Store one tuning trial (its parameters, validation value and status) unless that
+        ``(tune_key, trial)`` is stored already; True when written."""
+        values = {k: (json.dumps(v, sort_keys=True) if k == "params" else v) for k, v in row.items()}
+        cols, marks = ", ".join(values), ", ".join("?" for _ in values)
+        with closing(self._connect()) as con, con:
+            return con.execute(f"INSERT OR IGNORE INTO trials ({cols}) VALUES ({marks})",
+                               list(values.values())).rowcount == 1
+
+    def trials(self, tune_key: str | None = None) -> list[dict[str, Any]]:
+        """Stored trials (of one search, or all), in trial order."""
+        where, args = ("WHERE tune_key = ?", (tune_key,)) if tune_key is not None else ("", ())
+        with closing(self._connect()) as con:
+            con.row_factory = sqlite3.Row
+            try:
+                rows = con.execute(f"SELECT * FROM trials {where} ORDER BY tune_key, trial", args).fetchall()
+            except sqlite3.OperationalError as exc:  # a read-only store written before tuning existed
+                if "no such table" not in str(exc):
+                    raise
+                rows = []
+        return [{**dict(r), "params": json.loads(r["params"])} for r in rows]
+
     def delete_failed(self) -> int:
         """Delete every ``failed`` result row (failed rows carry no predictions); return how many.
 
@@ -289,8 +325,8 @@ class ResultStore:
 
     def dataframe(self, table: str = "results") -> pd.DataFrame:
         """A table as a DataFrame; for ``results`` the metrics are expanded into columns."""
-        if table not in ("results", "trainings", "runs"):
-            raise ValueError(f"table must be 'results', 'trainings' or 'runs', got {table!r}")
+        if table not in ("results", "trainings", "runs", "trials"):
+            raise ValueError(f"table must be 'results', 'trainings', 'runs' or 'trials', got {table!r}")
         with closing(self._connect()) as con:
             df = pd.read_sql_query(f"SELECT * FROM {table}", con)
         if table == "results" and len(df):

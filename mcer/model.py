@@ -27,6 +27,7 @@ from harness.data.types import DataSpec
 from harness.models import BenchModel, ModelOutput
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
+from harness.tuning import Choice, LogUniform, Uniform
 from mcer._dropout import Dropout
 from mcer.ablation import ABLATION_SETS
 from mcer.denoise import ATTENTION_VARIANTS, DenoisingEncoder
@@ -128,8 +129,12 @@ class MCER(BenchModel):
         return mcer_loss(lambda p: self.task_loss(p, batch, class_weights), output.prediction, per, self.aux_weight)
 
 
+SEARCH_SPACE = {"lr": LogUniform(3e-4, 1e-2), "weight_decay": LogUniform(1e-6, 1e-3), "dropout": Uniform(0.0, 0.5),
+                "hidden": Choice([32, 64, 128])}
+"""What tuning may change in ``mcer`` (heads stays 4, which divides every hidden size here)."""
+
 MODELS.register("mcer", level="dialogue", modalities=list(MODS), paper="arXiv 2603.25752",
-                model_sets=ABLATION_SETS)(MCER)
+                model_sets=ABLATION_SETS, search_space=SEARCH_SPACE)(MCER)
 
 REFERENCE_FIXED = dict(denoiser="diff-shift", graphs="both", fusion="symmetric", filter_gates=True, aux_loss=True,
                        aux_weight=0.1, graph_dropout=0.2, attn_scale="model", reference_masking=True)

@@ -47,3 +47,22 @@ def test_values_of_the_wrong_type_are_refused_not_coerced(data, key, got):
 
 def test_an_integer_is_a_valid_float():
     assert parse_config({**BASE, "train": {"lr": 1}}).train.lr == 1.0
+
+
+def test_dataset_labels_are_unique_and_models_name_existing_ones():
+    two = [{"name": "synthetic", "label": "a"}, {"name": "synthetic", "label": "a"}]
+    with pytest.raises(ConfigError, match=r"dataset labels must be unique, repeated: \['a'\]"):
+        parse_config({"models": [{"name": "text-only"}], "datasets": two})
+    with pytest.raises(ConfigError, match=r"models.0.datasets': unknown dataset label\(s\) \['b'\]"):
+        parse_config({"models": [{"name": "text-only", "datasets": ["b"]}],
+                      "datasets": [{"name": "synthetic", "label": "a"}]})
+
+
+def test_a_model_runs_only_on_the_datasets_it_names():
+    from harness.run.plan import make_plan
+
+    cfg = parse_config({"models": [{"name": "text-only", "datasets": ["small"]}, {"name": "audio-only"}],
+                        "datasets": [{"name": "synthetic", "label": "small", "options": {"n_train": 2}},
+                                     {"name": "synthetic", "label": "big"}]})
+    cells = {(t.label, t.dataset_shown) for t in make_plan(cfg).trainings}
+    assert cells == {("text-only", "small"), ("audio-only", "small"), ("audio-only", "big")}

@@ -120,3 +120,16 @@ def test_train_config_refuses_bad_recipe_values():
     with pytest.raises(ValueError, match="3 weights but dataset 'synthetic' has 4 classes"):
         fit(MODELS.create("text-only", ds.spec, hidden=4), ds, TrainConfig(epochs=1, class_weights=[1.0, 1.0, 1.0]),
             device="cpu")
+
+
+def test_docs_fidelity_table_is_what_the_code_gives():
+    from harness.run.fidelity import DOC, END, START, fidelity_markdown, fidelity_rows, with_table
+
+    rows = fidelity_rows()
+    assert {(r["model"], r["preset"]) for r in rows} == set(PRESETS)
+    assert all(r["equal"] for r in rows), [r for r in rows if not r["equal"]]
+    assert all(r["blocks_equal"] in (True, None) for r in rows)
+    doc = DOC.read_text()
+    assert doc == with_table(doc, fidelity_markdown(rows)), (
+        f"{DOC.name} is out of date: run python -m harness.run.fidelity --write")
+    assert doc.index(START) < doc.index(END)

@@ -30,3 +30,23 @@ def test_built_in_demo_is_one_package_file_read_once():
     assert demo_config_text() is demo_config_text()  # read once
     plan = make_plan(parse_config(demo_config(), source="built-in demo"))
     assert len(plan.trainings) == 63 and plan.n_evaluations == 1386
+
+
+def test_preset_sweep_lists_every_preset_model_at_its_reference_dims(capsys):
+    from harness import MODELS
+    from harness.presets import presets_of
+    from harness.run.cli import main
+
+    path = Path(__file__).parent.parent / "configs" / "baselines_presets.toml"
+    cfg = load_config(path)
+    plan = make_plan(cfg)
+    with_presets = {n for n in MODELS if presets_of(MODELS.get(n))}
+    assert {t.model for t in plan.trainings} == with_presets
+    for t in plan.trainings:
+        preset = presets_of(MODELS.get(t.model))[t.options["preset"]]
+        dataset = next(d for d in cfg.datasets if d.shown == t.dataset_shown)
+        assert dataset.options["dims"] == dict(preset.dims), t.label
+        assert t.train.lr == preset.recipe["lr"], t.label  # the reference's recipe, no [train] override
+    assert main(["run", str(path), "--dry-run", "--out", "/nonexistent/never-written"]) == 0
+    listed = capsys.readouterr().out
+    assert all(f"{t.label} " in listed for t in plan.trainings)

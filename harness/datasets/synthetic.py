@@ -108,14 +108,16 @@ def _frames(rng: np.random.Generator, cls: int, n_frames: int, size: int, separa
 
 
 def _extractors(text_dim: int, n_mels: int, dims: tuple[tuple[str, int], ...], seed: int) -> dict[str, Any]:
-    """The extractor of each modality (what the features and their widths come from)."""
+    """The extractor of each modality (what the features and their widths come from); with
+    ``dims``, only the modalities it names, each projected to its width."""
     extractors = {
         "text": EXTRACTORS.create("hash-embed", dim=text_dim),
         "audio": EXTRACTORS.create("logmel", n_mels=n_mels),
         "video": EXTRACTORS.create("frame-stats"),
     }
-    for m, width in dims:
-        extractors[m] = EXTRACTORS.create("projected", base=extractors[m].config(), dim=width, seed=seed)
+    if dims:  # the modalities named, each projected to its width
+        extractors = {m: EXTRACTORS.create("projected", base=extractors[m].config(), dim=width, seed=seed)
+                      for m, width in dims}
     return extractors
 
 
@@ -208,9 +210,10 @@ def synthetic(
 
     Sizes are numbers of dialogues per split; each has ``min_utts..max_utts`` utterances.
     ``separation`` (>0) scales how far apart the audio and video cues of the classes lie.
-    ``dims`` (e.g. ``{"text": 768, "audio": 5, "video": 20}``) gives modalities the widths of a
-    reference configuration through a fixed seeded projection of their features (the
-    ``projected`` extractor), so a model preset can run on synthetic data.
+    ``dims`` (e.g. ``{"text": 768, "audio": 5, "video": 20}``) gives the data exactly the named
+    modalities, at the widths of a reference configuration, through a fixed seeded projection
+    of their features (the ``projected`` extractor), so a model preset can run on synthetic
+    data (``{"text": 600, "audio": 300}`` drops video).
     """
     if dims is not None:
         unknown = sorted(set(dims) - {"text", "audio", "video"})

@@ -100,7 +100,7 @@ def _describe_spec(args: argparse.Namespace) -> tuple[Any, str]:
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.run.config import demo_config, parse_config, read_toml
     from harness.run.driver import run_sweep
-    from harness.run.plan import make_plan
+    from harness.run.plan import make_plan, training_lines
 
     raw, source = (read_toml(args.config), args.config) if args.config else (demo_config(), "built-in demo")
     raw, source = _with_overrides(raw, source, args)  # the stored config says what ran
@@ -122,7 +122,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             check_store(db, allow_empty=True)
             store = ResultStore(db, read_only=True)
             stored = store.stored_keys() if store.has_schema() else set()
-        print(make_plan(cfg).describe(stored))
+        plan = make_plan(cfg)
+        print(plan.describe(stored))
+        print("\n".join(training_lines(plan)))
         return 0
     summary = run_sweep(cfg, out, raw_config=raw, progress=not args.quiet, retry_failed=args.retry_failed,
                         resume=args.resume, allow_code_change=args.allow_code_change)

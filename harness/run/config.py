@@ -131,6 +131,7 @@ class ModelEntry(_Strict):
     set: str | None = None
     label: str | None = None
     preset: str | None = None  # the model's reference configuration: its options and training recipe
+    datasets: list[str] | None = Field(default=None, min_length=1)  # dataset labels it runs on (default: all)
     options: dict[str, Any] = Field(default_factory=dict)
     train: TrainSection | None = None
 
@@ -148,7 +149,12 @@ class ModelEntry(_Strict):
 
 class DatasetEntry(_Strict):
     name: str
+    label: str | None = None  # how results name it (default: name); tells apart two entries of one loader
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def shown(self) -> str:
+        return self.label or self.name
 
 
 class CorruptionEntry(_Strict):
@@ -213,6 +219,24 @@ class DeploymentSection(_Strict):
     repeats: int = Field(default=3, ge=1, le=100)
 
 
+class TuneSection(_Strict):
+    """Validation-only hyper-parameter search before the grid (see :mod:`harness.run.tune`).
+
+    Every tuned model gets the same budget of ``trials``, drawn from the search space it
+    declares (registry metadata ``search_space``) by Optuna's ``sampler``; each trial trains on
+    the train split (``seed``) and is scored on the validation split by ``metric``. The best
+    configuration of each model then trains for the sweep's seeds and runs the grid.
+    """
+
+    trials: int = Field(ge=1, le=1000)
+    sampler: Literal["tpe", "random"] = "tpe"
+    seed: int = Field(default=0, ge=0)  # seeds the sampler and each trial's training
+    metric: str | None = None  # on the validation split; default: the task's headline metric
+    epochs: int | None = Field(default=None, ge=1)  # per trial; default: the training config's
+    parallel: int = Field(default=1, ge=1, le=64)  # trials proposed per round (run at once on processes/Ray)
+    models: list[str] | None = Field(default=None, min_length=1)  # model labels to tune (default: all)
+
+
 class SweepConfig(_Strict):
     run: RunSection = Field(default_factory=RunSection)
     train: TrainSection = Field(default_factory=TrainSection)
@@ -224,6 +248,7 @@ class SweepConfig(_Strict):
     include_clean_training: bool = True
     report: ReportSection = Field(default_factory=ReportSection)
     deployment: DeploymentSection = Field(default_factory=DeploymentSection)
+    tune: TuneSection | None = None
 
 
 def parse_config(data: dict[str, Any], source: str = "config") -> SweepConfig:
@@ -251,6 +276,16 @@ def parse_config(data: dict[str, Any], source: str = "config") -> SweepConfig:
             problems.append(f"{source}: key 'models.{i}.train': {exc}")
     for i, d in enumerate(cfg.datasets):
         _check(problems, source, f"datasets.{i}", DATASETS, d.name, d.options)
+    shown = [d.shown for d in cfg.datasets]
+    repeated = sorted({x for x in shown if shown.count(x) > 1})
+    if repeated:
+        problems.append(f"{source}: key 'datasets': dataset labels must be unique, repeated: {repeated} (give the "
+                        f"entries a 'label')")
+    for i, m in enumerate(cfg.models):
+        unknown = sorted(set(m.datasets or ()) - set(shown))
+        if unknown:
+            problems.append(f"{source}: key 'models.{i}.datasets': unknown dataset label(s) {unknown}; the sweep's "
+                            f"datasets are {shown}")
     for i, c in enumerate(cfg.corruptions):
         _check(problems, source, f"corruptions.{i}", CORRUPTIONS, c.name, c.options)
     for i, tc in enumerate(cfg.train_conditions):
@@ -265,11 +300,40 @@ def parse_config(data: dict[str, Any], source: str = "config") -> SweepConfig:
         cfg.train.train_config()
     except ValueError as exc:
         problems.append(f"{source}: key 'train': {exc}")
+    if cfg.tune is not None:
+        problems += _tune_problems(cfg, source)
     if not problems:
         problems += input_problems(cfg, source)  # paths, option values, raw media: see harness.run.validate
     if problems:
         raise ConfigError("\n".join(problems))
     return cfg
+
+
+def _tune_problems(cfg: SweepConfig, source: str) -> list[str]:
+    """Every tuned model must declare a search space; ``tune.models`` must name sweep labels."""
+    from harness.metrics import METRICS
+    from harness.tuning import search_space_of
+
+    assert cfg.tune is not None
+    problems = []
+    if cfg.tune.metric is not None and cfg.tune.metric not in METRICS:
+        problems.append(f"{source}: key 'tune.metric': unknown metric {cfg.tune.metric!r}; known: {', '.join(METRICS)}")
+    labels: dict[str, str] = {}
+    for entry in cfg.models:
+        if entry.name is not None:
+            labels[entry.label or (f"{entry.name}[{entry.preset}]" if entry.preset else entry.name)] = entry.name
+        elif entry.set in model_sets():
+            labels.update({label: name for label, name, _ in model_sets()[entry.set]})
+    unknown = sorted(set(cfg.tune.models or ()) - set(labels))
+    if unknown:
+        problems.append(f"{source}: key 'tune.models': unknown model label(s) {unknown}; the sweep's models are "
+                        f"{sorted(labels)}")
+    for label in cfg.tune.models or labels:
+        name = labels.get(label)
+        if name is not None and not search_space_of(MODELS.get(name)):
+            problems.append(f"{source}: key 'tune': model {label!r} ({name}) declares no search space; leave it out "
+                            f"with tune.models = [...]")
+    return problems
 
 
 def _check(problems: list[str], source: str, key: str, registry: Any, name: str, options: dict[str, Any],

@@ -137,7 +137,20 @@ def run_sweep(cfg: SweepConfig, out: str | Path, raw_config: dict[str, Any] | No
         (out / "config.toml").write_text(tomli_w.dumps(tomlable(raw)))
         store = ResultStore(out / "results.sqlite")
         device = select_device(cfg.run.device)
-        plan = make_plan(cfg)
+        cache = DatasetCache(cfg.run.limit)
+        tuned = None
+        if cfg.tune is not None:
+            from harness.run.tune import run_tuning
+
+            def run_trials(todo: list[tuple[Any, list[Any]]], on_training: Callable[[dict[str, Any]], None]) -> None:
+                def keep(row: dict[str, Any]) -> None:
+                    store.add_training(row)
+                    on_training(row)
+
+                run_cells(cfg, todo, out, cache, device, cfg_hash, keep, lambda *_: None)
+
+            tuned = run_tuning(cfg, store, run_trials, say=log)
+        plan = make_plan(cfg, tuned)
         if retry_failed:
             log(f"retrying {store.delete_failed()} failed cell(s)")
         stored = store.stored_keys()
@@ -148,7 +161,6 @@ def run_sweep(cfg: SweepConfig, out: str | Path, raw_config: dict[str, Any] | No
         todo = [(t, [c for c in plan.evaluations[t.key] if c.key not in stored]) for t in plan.trainings]
         todo = [(t, cells) for t, cells in todo if cells]
         n_cells = sum(len(c) for _, c in todo)
-        cache = DatasetCache(cfg.run.limit)
         os.environ.update(worker_environment())  # spawned workers see the plugins this process sees
         bar = _progress(n_cells, progress)
         failed = 0
@@ -160,23 +172,33 @@ def run_sweep(cfg: SweepConfig, out: str | Path, raw_config: dict[str, Any] | No
             bar.set_postfix_str(f"{cell.training.label} seed={cell.training.seed} {row['corruption']}@{cell.severity}")
             bar.update(1)
 
-        if cfg.run.executor == "ray":
-            from harness.run.executors import run_on_ray
-
-            run_on_ray(todo, out, cfg.run.device, cfg_hash, store.add_training, on_result)
-        elif cfg.run.executor == "processes" and todo:
-            from harness.run.executors import default_workers, run_on_processes
-
-            run_on_processes(todo, out, cfg.run.device, cfg_hash, store.add_training, on_result,
-                             cfg.run.workers or min(default_workers(), len(todo)))
-        else:
-            for t, cells in todo:
-                run_training_cell(t, cells, cache, out, device, cfg_hash, store.add_training, on_result)
+        run_cells(cfg, todo, out, cache, device, cfg_hash, store.add_training, on_result)
         bar.close()
         from harness.run.post_run import run_post_run
 
         run_post_run(cfg, plan.trainings, cache, store, out, device, log)
     return SweepSummary(out, len(todo), n_cells, plan.n_evaluations - n_cells, failed, time.perf_counter() - start)
+
+
+def run_cells(cfg: SweepConfig, todo: list[tuple[Any, list[EvalCell]]], out: Path, cache: DatasetCache, device: Any,
+              cfg_hash: str, on_training: Callable[[dict[str, Any]], None],
+              on_result: Callable[[EvalCell, dict[str, Any], Any], None]) -> None:
+    """Run the training cells of ``todo`` (each with its evaluation cells) on ``cfg``'s executor;
+    every record comes back through ``on_training`` / ``on_result`` in this process."""
+    if not todo:
+        return
+    if cfg.run.executor == "ray":
+        from harness.run.executors import run_on_ray
+
+        run_on_ray(todo, out, cfg.run.device, cfg_hash, on_training, on_result)
+    elif cfg.run.executor == "processes":
+        from harness.run.executors import default_workers, run_on_processes
+
+        run_on_processes(todo, out, cfg.run.device, cfg_hash, on_training, on_result,
+                         cfg.run.workers or min(default_workers(), len(todo)))
+    else:
+        for t, cells in todo:
+            run_training_cell(t, cells, cache, out, device, cfg_hash, on_training, on_result)
 
 
 def _progress(total: int, enabled: bool) -> Any:

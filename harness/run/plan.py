@@ -7,7 +7,7 @@ what the cell computes, so a cell already in the store is recognised on resume.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import product
 from typing import Any
 
@@ -35,6 +35,11 @@ class TrainingCell:
     train: TrainConfig
     condition_spec: dict[str, Any] = field(default_factory=dict)
     limit: int | None = None  # only the first `limit` dialogues of each split (run.limit, a smoke run)
+    dataset_label: str = ""  # how results name the dataset (default: its registered name)
+
+    @property
+    def dataset_shown(self) -> str:
+        return self.dataset_label or self.dataset
 
     @property
     def key(self) -> str:
@@ -102,12 +107,29 @@ class Plan:
                 f"({self.n_evaluations - todo_eval} already stored)")
 
 
+def training_lines(plan: Plan) -> list[str]:
+    """One line per training cell of ``plan`` (what ``--dry-run`` lists): label, dataset, condition,
+    seed, evaluation cells and the main recipe values."""
+    out = []
+    for t in plan.trainings:
+        r = t.train
+        out.append(f"  {t.label:<28} {t.dataset_shown:<26} {t.condition:<8} seed={t.seed:<3} "
+                   f"cells={len(plan.evaluations[t.key]):<4} {r.optimizer} lr={r.lr:g} epochs={r.epochs} "
+                   f"schedule={r.lr_schedule}")
+    return out
+
+
 def expand_models(cfg: SweepConfig) -> list[tuple[str, str, dict[str, Any], TrainConfig]]:
     """(label, model name, options, train config) for every model entry, named sets expanded.
 
     A preset entry's options carry ``preset`` and its training config starts from the
     preset's recipe (see :meth:`harness.run.config.TrainSection.train_config`).
     """
+    return [(label, name, options, train) for label, name, options, train, _ in model_rows(cfg)]
+
+
+def model_rows(cfg: SweepConfig) -> list[tuple[str, str, dict[str, Any], TrainConfig, list[str] | None]]:
+    """:func:`expand_models` plus each model's dataset labels (``None``: every dataset)."""
     out = []
     sets = None
     for entry in cfg.models:
@@ -115,11 +137,11 @@ def expand_models(cfg: SweepConfig) -> list[tuple[str, str, dict[str, Any], Trai
         if entry.set is not None:
             sets = sets or model_sets()
             for label, name, options in sets[entry.set]:
-                out.append((label, name, {**options, **entry.options}, train))
+                out.append((label, name, {**options, **entry.options}, train, entry.datasets))
         else:
             assert entry.name is not None
             default_label = f"{entry.name}[{entry.preset}]" if entry.preset else entry.name
-            out.append((entry.label or default_label, entry.name, entry.model_options(), train))
+            out.append((entry.label or default_label, entry.name, entry.model_options(), train, entry.datasets))
     labels = [o[0] for o in out]
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:
@@ -127,18 +149,28 @@ def expand_models(cfg: SweepConfig) -> list[tuple[str, str, dict[str, Any], Trai
     return out
 
 
-def make_plan(cfg: SweepConfig) -> Plan:
+def make_plan(cfg: SweepConfig, tuned: dict[tuple[str, str], dict[str, Any]] | None = None) -> Plan:
+    """The training and evaluation cells of ``cfg``. ``tuned`` maps ``(model label, dataset
+    label)`` to a tuning choice (:func:`harness.run.tune.run_tuning`): its ``options`` and
+    ``train`` values replace the model's for that dataset."""
+    tuned = tuned or {}
     trainings: list[TrainingCell] = []
     evaluations: dict[str, list[EvalCell]] = {}
     defenses = [("none", {})] + [(d.name, dict(d.options)) for d in cfg.defenses]
     conditions = [(CLEAN, {})] if cfg.include_clean_training else []
     conditions += [(tc.name, tc.model_dump()) for tc in cfg.train_conditions]
     for ds in cfg.datasets:
-        for (label, name, options, train), (cond, cond_spec), seed in product(expand_models(cfg), conditions,
-                                                                               cfg.run.seeds):
+        for (label, name, options, train, only), (cond, cond_spec), seed in product(model_rows(cfg), conditions,
+                                                                                     cfg.run.seeds):
+            if only is not None and ds.shown not in only:
+                continue
+            choice = tuned.get((label, ds.shown))
+            if choice is not None:
+                options = {**options, **choice["options"]}
+                train = replace(train, **choice["train"])
             shown = label if cond == CLEAN else f"{label}+{cond}"
             t = TrainingCell(shown, name, options, ds.name, dict(ds.options), cond, seed, train, cond_spec,
-                             cfg.run.limit)
+                             cfg.run.limit, dataset_label=ds.label or "")
             cells = [EvalCell(t, CLEAN, {}, CLEAN, 0, cfg.run.corruption_seed)]
             for c in cfg.corruptions:
                 clabel = c.label or corruption_label(c.name, c.options)

@@ -42,8 +42,8 @@ def record_dataset_cards(cfg: SweepConfig, cache: Any, store: ResultStore) -> in
 
     n = 0
     for entry in cfg.datasets:
-        card = dataset_card(cache.dataset(entry.name, entry.options))
-        store.add_artifact("dataset_card", entry.name, card, now_utc())
+        card = {**dataset_card(cache.dataset(entry.name, entry.options)), "name": entry.shown}
+        store.add_artifact("dataset_card", entry.shown, card, now_utc())
         n += 1
     return n
 
@@ -52,7 +52,7 @@ def _first_clean_trainings(trainings: Sequence[Any]) -> list[Any]:
     """One training cell per (label, dataset): clean condition if present, lowest seed."""
     chosen: dict[tuple[str, str], Any] = {}
     for t in trainings:
-        k = (t.label, t.dataset)
+        k = (t.label, t.dataset_shown)
         cur = chosen.get(k)
         rank = (t.condition != "clean", t.seed)
         if cur is None or rank < (cur.condition != "clean", cur.seed):
@@ -69,13 +69,13 @@ def record_deployment(cfg: SweepConfig, trainings: Sequence[Any], cache: Any, st
         return 0
     dev = describe_device(device)
     done = store.artifacts("deployment")
-    todo = [t for t in _first_clean_trainings(trainings) if deployment_key(t.label, t.dataset, dev) not in done]
+    todo = [t for t in _first_clean_trainings(trainings) if deployment_key(t.label, t.dataset_shown, dev) not in done]
     if todo:
         log_fn(f"deployment: profiling {len(todo)} model(s) on {dev}")
     measured = 0
     for t in todo:
-        key = deployment_key(t.label, t.dataset, dev)
-        base = {"variant": t.label, "model_name": t.model, "dataset": t.dataset, "train_key": t.key, "seed": t.seed}
+        key = deployment_key(t.label, t.dataset_shown, dev)
+        base = {"variant": t.label, "model_name": t.model, "dataset": t.dataset_shown, "train_key": t.key, "seed": t.seed}
         try:
             dataset = cache.dataset(t.dataset, t.dataset_options)
             state, _meta = load_checkpoint(out / "checkpoints" / f"{t.key}.pt")
@@ -91,7 +91,7 @@ def record_deployment(cfg: SweepConfig, trainings: Sequence[Any], cache: Any, st
             measured += 1
         except (CheckpointError, RuntimeError, ValueError, OSError) as exc:
             record = {**base, "device": dev, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-            log.warning("deployment profile of %s on %s failed: %s", t.label, t.dataset, record["error"])
+            log.warning("deployment profile of %s on %s failed: %s", t.label, t.dataset_shown, record["error"])
         store.add_artifact("deployment", key, record, now_utc())
     return measured
 
@@ -114,7 +114,7 @@ def write_galleries(cfg: SweepConfig, cache: Any, out: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     for entry in cfg.datasets:
-        stem = out / "figures" / f"gallery_{entry.name}"
+        stem = out / "figures" / f"gallery_{entry.shown}"
         if stem.with_suffix(".png").exists():
             written += [str(stem.with_suffix(".png")), str(stem.with_suffix(".pdf"))]
             continue

@@ -135,10 +135,10 @@ def run_training_cell(t: TrainingCell, cells: list[EvalCell], cache: DatasetCach
     """
     ckpt = out / "checkpoints" / f"{t.key}.pt"
     common = {"train_key": t.key, "model": t.model, "variant": t.label, "model_options": t.options,
-              "dataset": t.dataset, "train_condition": t.condition, "seed": t.seed, "config_hash": cfg_hash,
+              "dataset": t.dataset_shown, "train_condition": t.condition, "seed": t.seed, "config_hash": cfg_hash,
               "code_version": code_version(), "package_versions": package_versions(),
               "device": describe_device(device)}
-    training = {"train_key": t.key, "model": t.model, "variant": t.label, "dataset": t.dataset,
+    training = {"train_key": t.key, "model": t.model, "variant": t.label, "dataset": t.dataset_shown,
                 "train_condition": t.condition, "seed": t.seed}
     seed_everything(t.seed)
     start = time.perf_counter()
