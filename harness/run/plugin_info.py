@@ -163,8 +163,7 @@ def describe_text(info: dict[str, Any], width: int | None = None) -> str:
     if model:
         spec = model["spec"]
         dims = ", ".join(f"{m} {d}" for m, d in spec["dims"].items())
-        task = (f"{spec['num_classes']} classes" if spec["task"] == "classification" else "regression")
-        lines += ["", f"built on {info.get('data', 'the given dims')} ({dims}; {task}, {spec['num_speakers']} speakers):",
+        lines += ["", f"built on {info.get('data', 'the given dims')} ({dims}; {_task_words(spec)}):",
                   f"  parameters: {model['params']:,} ({model['trainable_params']:,} trainable)"]
         if model.get("flops_per_utterance") is not None:
             lines.append(f"  FLOPs per utterance: {model['flops_per_utterance']:,.0f}")
@@ -173,19 +172,25 @@ def describe_text(info: dict[str, Any], width: int | None = None) -> str:
     return "\n".join(lines)
 
 
+def _task_words(spec: dict[str, Any]) -> str:
+    """``classification, 6 classes, 2 speakers`` or ``regression, 1 speaker``."""
+    n = spec["num_speakers"]
+    task = f"classification, {spec['num_classes']} classes" if spec["task"] == "classification" else "regression"
+    return f"{task}, {n} speaker{'s' if n != 1 else ''}"
+
+
 def preset_text(info: dict[str, Any]) -> str:
     """``mcer-bench describe NAME --preset P`` as text."""
     ref = info["reference"]
     spec = info["spec"]
     dims = ", ".join(f"{m} {d}" for m, d in spec["dims"].items())
-    task = f"{spec['num_classes']} classes" if spec["task"] == "classification" else "regression"
     equal = {True: "equal", False: "DIFFERENT", None: "the reference gives no count"}[info["params_equal"]]
     lines = [f"{info['name']} preset {info['preset']!r}",
              f"  reference: {ref['repo']} {ref['path']} @ {ref['commit']}",
              f"             {ref['url']}"]
     if ref.get("config"):
         lines.append(f"  configuration: {ref['config']}")
-    lines.append(f"  data: {dims}; {spec['task']}, {task}, {spec['num_speakers']} speakers")
+    lines.append(f"  data: {dims}; {_task_words(spec)}")
     lines.append("  options: " + ", ".join(f"{k}={v!r}" for k, v in info["options"].items()))
     lines.append("  recipe: " + (", ".join(f"{k}={v!r}" for k, v in info["recipe"].items()) or "(trainer defaults)"))
     ref_params = f"{info['reference_params']:,}" if info["reference_params"] is not None else "-"
