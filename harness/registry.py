@@ -14,11 +14,14 @@ import fnmatch
 import importlib
 import inspect
 import logging
+import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
+from harness.docstrings import first_sentence
 from harness.errors import RegistryError
 from harness.presets import resolve_preset
 
@@ -36,6 +39,19 @@ PLUGIN_FAILURES: dict[str, str] = {}
 """``entry point name -> reason`` for every third-party plugin that failed to load (and was
 unregistered whole): a sweep that names one of its plugins is refused with that reason."""
 
+FAILED_PLUGIN_NAMES: dict[tuple[str, str], str] = {}
+"""``(registry kind, plugin name) -> entry point name`` for each plugin that a failed package
+registered before its import failed (and that was removed again)."""
+
+DISABLED_ENV = "MCER_BENCH_DISABLED_PLUGINS"
+"""Entry-point names (comma-separated) that :func:`load_plugins` skips without importing: the
+driver sets it for its worker processes to the plugins that failed in the driver, so a worker
+neither imports a broken package again nor logs its failure once more."""
+
+INCLUDE_ENV = "MCER_BENCH_INCLUDE_PATH"
+"""Folders (``os.pathsep``-separated) whose plugin modules :func:`load_plugins` imports, as
+``--include-path`` does; inherited by worker processes, so they see the same plugins."""
+
 T = TypeVar("T")
 
 
@@ -50,11 +66,11 @@ class Entry(Generic[T]):
 
     @property
     def summary(self) -> str:
-        """First line of the plugin's docstring, or its ``summary`` metadata."""
+        """The whole first sentence of the plugin's docstring as plain text (no reStructuredText
+        markup), or its ``summary`` metadata."""
         if "summary" in self.metadata:
             return str(self.metadata["summary"])
-        doc = inspect.getdoc(self.obj) or ""
-        return doc.strip().splitlines()[0] if doc.strip() else ""
+        return first_sentence(inspect.getdoc(self.obj) or "")
 
     def describe(self) -> dict[str, Any]:
         """JSON-serialisable description used by ``mcer-bench list --json``."""
@@ -94,7 +110,8 @@ def load_plugins() -> None:
     error importing one propagates. A third-party plugin that fails to import is unregistered
     whole (whatever its module registered before failing is removed from every registry),
     recorded in :data:`PLUGIN_FAILURES` and logged once, so one broken package cannot take the
-    harness down or half-register.
+    harness down or half-register. Entry points named in :data:`DISABLED_ENV` are skipped;
+    the folders of :data:`INCLUDE_ENV` are imported last (:func:`include_path`).
     """
     global _builtins_loaded, _entry_points_loaded
     if not _builtins_loaded:
@@ -109,19 +126,108 @@ def load_plugins() -> None:
         raise RuntimeError(f"mcer-bench's own plugins (mcer, baselines, corruptions) are not registered: the package "
                            f"is not installed in this environment ({ENTRY_POINT_GROUP!r} has no entry point of "
                            f"{DISTRIBUTION!r}); install it with 'python3 -m pip install -e .' from the repository")
+    disabled = {n for n in os.environ.get(DISABLED_ENV, "").split(",") if n}
     for ep in found:
         if _is_own(ep):
             ep.load()
+        elif ep.name not in disabled and ep.name not in PLUGIN_FAILURES:
+            error = _import_whole(ep.load, ep.name)
+            if error is not None:
+                _failed_entry_points.add(ep.name)
+                log.error("plugin %r (%s) failed to load and is not used: %s", ep.name, ep.value, error)
+    for folder in filter(None, os.environ.get(INCLUDE_ENV, "").split(os.pathsep)):
+        _include_folder(folder)
+
+
+_failed_entry_points: set[str] = set()
+
+
+def worker_environment() -> dict[str, str]:
+    """The environment variables a worker process needs to see exactly the plugins this process
+    sees: the entry points that failed here (skipped there, not imported and logged again)
+    and the ``--include-path`` folders. Set them before starting workers."""
+    disabled = {n for n in os.environ.get(DISABLED_ENV, "").split(",") if n} | _failed_entry_points
+    return {DISABLED_ENV: ",".join(sorted(disabled)), INCLUDE_ENV: os.environ.get(INCLUDE_ENV, "")}
+
+
+def _import_whole(load: Callable[[], Any], origin: str) -> str | None:
+    """Run ``load`` (an import); on failure remove everything it registered from every registry,
+    record it in :data:`PLUGIN_FAILURES` and :data:`FAILED_PLUGIN_NAMES`, and return the reason."""
+    before = {kind: dict(reg._entries) for kind, reg in ALL_REGISTRIES.items()}
+    try:
+        load()
+    except Exception as exc:  # noqa: BLE001 - the caller reports it, see load_plugins
+        for kind, reg in ALL_REGISTRIES.items():
+            for name in set(reg._entries) - set(before[kind]):
+                FAILED_PLUGIN_NAMES[(reg.kind, name)] = origin
+            reg._entries.clear()
+            reg._entries.update(before[kind])
+        PLUGIN_FAILURES[origin] = f"{type(exc).__name__}: {exc}"
+        return PLUGIN_FAILURES[origin]
+    return None
+
+
+class PluginImportError(RegistryError):
+    """A module named by ``--include-path`` could not be imported (nothing of it is registered)."""
+
+
+_included: set[str] = set()
+
+
+def include_path(folder: str | os.PathLike[str]) -> list[str]:
+    """Import every plugin module in ``folder`` (its ``*.py`` files and packages, names not
+    starting with ``_``), as an entry point would, and make worker processes do the same
+    (through :data:`INCLUDE_ENV`). Returns the module names imported.
+
+    A module that fails to import is unregistered whole and raises :class:`PluginImportError`
+    naming the file and the error: a folder the user names explicitly is not skipped silently.
+    """
+    path = os.path.abspath(os.fspath(folder))
+    if not os.path.isdir(path):
+        raise PluginImportError(f"--include-path {os.fspath(folder)!r} is not a folder")
+    load_plugins()
+    names = _include_folder(path, strict=True)
+    parts = [p for p in os.environ.get(INCLUDE_ENV, "").split(os.pathsep) if p]
+    if path not in parts:
+        os.environ[INCLUDE_ENV] = os.pathsep.join([*parts, path])
+    return names
+
+
+def _include_folder(path: str, strict: bool = False) -> list[str]:
+    path = os.path.abspath(path)
+    if path in _included:
+        return []
+    _included.add(path)
+    modules = sorted(
+        name[:-3] if name.endswith(".py") else name
+        for name in os.listdir(path)
+        if not name.startswith(("_", "."))
+        and ((name.endswith(".py") and os.path.isfile(os.path.join(path, name)))
+             or os.path.isfile(os.path.join(path, name, "__init__.py")))
+    )
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    imported = []
+    for module in modules:
+        source = os.path.join(path, module + ".py")
+        source = source if os.path.isfile(source) else os.path.join(path, module, "__init__.py")
+        if module in sys.modules and not _from_folder(sys.modules[module], path):
+            error = (f"module name {module!r} is already taken by {getattr(sys.modules[module], '__file__', '?')}; "
+                     f"rename the file")
+        else:
+            error = _import_whole(lambda m=module: importlib.import_module(m), source)
+        if error is not None:
+            if strict:
+                raise PluginImportError(f"--include-path: {source} failed to import: {error}")
+            log.error("plugin module %s failed to load and is not used: %s", source, error)
             continue
-        before = {kind: dict(reg._entries) for kind, reg in ALL_REGISTRIES.items()}
-        try:
-            ep.load()
-        except Exception as exc:  # noqa: BLE001 - report and continue, see docstring
-            for kind, reg in ALL_REGISTRIES.items():
-                reg._entries.clear()
-                reg._entries.update(before[kind])
-            PLUGIN_FAILURES[ep.name] = f"{type(exc).__name__}: {exc}"
-            log.error("plugin %r (%s) failed to load and is not used: %s", ep.name, ep.value, PLUGIN_FAILURES[ep.name])
+        imported.append(module)
+    return imported
+
+
+def _from_folder(module: Any, folder: str) -> bool:
+    file = getattr(module, "__file__", None)
+    return bool(file) and os.path.abspath(file).startswith(folder + os.sep)
 
 
 def _is_own(ep: Any) -> bool:
@@ -186,10 +292,17 @@ class Registry(Generic[T]):
         entries = self._all()
         if name in entries:
             return entries[name]
+        origin = FAILED_PLUGIN_NAMES.get((self.kind, name))
+        if origin is not None:
+            raise RegistryError(f"{self.kind} {name!r} is not available: it comes from plugin {origin!r}, which failed "
+                                f"to load and is not used ({PLUGIN_FAILURES[origin]})")
         close = difflib.get_close_matches(str(name), list(entries), n=5, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        failed = (f" Plugin(s) that failed to load: "
+                  f"{'; '.join(f'{k} ({v})' for k, v in sorted(PLUGIN_FAILURES.items()))}." if PLUGIN_FAILURES else "")
         raise RegistryError(
-            f"unknown {self.kind} {name!r}.{hint} Registered {self.kind}s: {', '.join(sorted(entries)) or 'none'}"
+            f"unknown {self.kind} {name!r}.{hint} Registered {self.kind}s: {', '.join(sorted(entries)) or 'none'}."
+            f"{failed}"
         )
 
     def __contains__(self, name: object) -> bool:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
-from collections.abc import Iterable
-from contextlib import closing
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,76 @@ CLEAN = "clean"
 
 JSON_COLUMNS = ("model_options", "corruption_options", "metrics", "package_versions")
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+TABLES = ("results", "predictions", "trainings", "artifacts", "runs")
+
+
+class StoreError(ValueError):
+    """A result store that cannot be used: not an SQLite file, truncated or corrupt, or without
+    mcer-bench's tables. The message names the file and what is wrong with it."""
+
+
+def check_store(path: str | Path, allow_empty: bool = False) -> None:
+    """Raise :class:`StoreError` unless ``path`` is an intact result store; never writes.
+
+    It must start with the SQLite header, pass SQLite's ``quick_check`` (pages, indexes and
+    the file length the header records) and hold mcer-bench's tables. A 0-byte file is an
+    empty store: accepted with ``allow_empty`` (a run starts it), refused otherwise (a report
+    has nothing to read), and left as it is either way.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"result store {path} does not exist")
+    size = path.stat().st_size
+    if size == 0:
+        if allow_empty:
+            return
+        raise StoreError(f"result store {path} is an empty (0-byte) file: no run has stored anything in it")
+    try:
+        with open(path, "rb") as f:
+            header = f.read(100)
+    except OSError as exc:
+        raise StoreError(f"result store {path} is not readable: {exc.strerror or exc}") from None
+    if not header.startswith(SQLITE_HEADER):
+        raise StoreError(f"result store {path} is not an SQLite database: it does not start with the SQLite header "
+                         f"(its first bytes are {header[:8].hex(' ')}); it was overwritten or is another file")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    # the page count at offset 28 is valid when the "version-valid-for" number equals the change counter
+    pages = int.from_bytes(header[28:32], "big") if header[92:96] == header[24:28] else 0
+    if len(header) < 100 or (pages and page_size and size < pages * page_size):
+        raise StoreError(f"result store {path} is truncated: {size} bytes, but its header records {pages} pages "
+                         f"of {page_size} bytes ({pages * page_size} bytes)")
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0)) as con:
+            problems = [r[0] for r in con.execute("PRAGMA quick_check").fetchall()]
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"result store {path} is corrupt: {exc}") from None
+    if problems != ["ok"]:
+        raise StoreError(f"result store {path} is corrupt: {'; '.join(problems[:3])}")
+    missing = [t for t in TABLES if t not in tables]
+    if missing and tables:
+        raise StoreError(f"result store {path} is an SQLite database but not an mcer-bench result store: it lacks "
+                         f"the table(s) {', '.join(missing)} (it has {', '.join(sorted(tables))})")
+    if missing and not allow_empty:
+        raise StoreError(f"result store {path} holds no tables: no run has stored anything in it")
+
+
+_READ_ONLY: ContextVar[bool] = ContextVar("mcer_bench_store_read_only", default=False)
+
+
+@contextmanager
+def read_only_stores() -> Iterator[None]:
+    """Within this block every :class:`ResultStore` is opened read-only, whatever its caller
+    asks for: ``mcer-bench report`` builds its report inside it, so a report never writes to
+    the store it reads (not the schema, not a journal)."""
+    token = _READ_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _READ_ONLY.reset(token)
+
 
 def _npy(a: np.ndarray) -> bytes:
     buf = io.BytesIO()
@@ -127,7 +198,7 @@ class ResultStore:
         """Open (and with ``read_only=False`` create) the store at ``path``. A read-only store
         never writes: not the schema, not a journal mode; its write methods fail."""
         self.path = Path(path)
-        self.read_only = read_only
+        self.read_only = read_only = read_only or _READ_ONLY.get()
         if read_only:
             if not self.path.is_file():
                 raise FileNotFoundError(f"result store {self.path} does not exist")
@@ -228,6 +299,14 @@ class ResultStore:
             return con.execute("DELETE FROM results WHERE status = 'failed'").rowcount
 
     # -- reads ----------------------------------------------------------------------
+    def has_schema(self) -> bool:
+        """Whether the store's tables exist (False for a new or 0-byte file)."""
+        if self.path.stat().st_size == 0:
+            return False
+        with closing(self._connect()) as con:
+            return con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'results'").fetchone() \
+                is not None
+
     def artifacts(self, kind: str) -> dict[str, dict[str, Any]]:
         """``name -> payload`` of every artifact of ``kind`` (empty when there is none)."""
         with closing(self._connect()) as con:

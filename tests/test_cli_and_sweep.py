@@ -134,10 +134,11 @@ def test_unknown_model_in_describe_and_list_json(capsys):
 
 
 def test_describe_reports_params_and_flops(capsys):
-    assert main(["describe", "text-only", "--dims", "text=16,audio=8,video=4", "--classes", "3", "--json"]) == 0
-    info = json.loads(capsys.readouterr().out)
-    assert info["params"] > 0 and info["flops_per_utterance"] > 0
-    assert info["spec"]["dims"] == {"text": 16, "audio": 8, "video": 4}
+    assert main(["describe", "text-only", "--dims", "text=16,audio=8,video=4", "--classes", "3", "--flops",
+                 "--json"]) == 0
+    model = json.loads(capsys.readouterr().out)["model"]
+    assert model["params"] > 0 and model["flops_per_utterance"] > 0
+    assert model["spec"]["dims"] == {"text": 16, "audio": 8, "video": 4}
 
 
 def test_noise_augmented_training_condition(tmp_path, capsys):

@@ -11,7 +11,7 @@ def test_minimal_config_gets_defaults():
 
 
 @pytest.mark.parametrize("data,expect", [
-    ({**BASE, "modles": []}, r"key 'modles': Extra inputs are not permitted"),
+    ({**BASE, "modles": []}, r"key 'modles': unknown key; did you mean 'models'\? Valid keys at the top level: corruptions, datasets, "),
     ({**BASE, "models": [{"name": "text-onyl"}]}, r"models.0.*unknown model 'text-onyl'.*Did you mean: text-only"),
     ({**BASE, "models": [{"name": "text-only", "options": {"hiden": 3}}]}, r"no option 'hiden'.*Did you mean 'hidden'"),
     ({**BASE, "corruptions": [{"name": "feature-gaussian", "severities": [1, 7]}]}, r"severities must be integers in 0..5.*\[7\]"),

@@ -104,6 +104,24 @@ def load_path(path: str | Path, **options: Any) -> BenchDataset:
     return build(obj, str(p), sha256=sha256_file(p), **options)
 
 
+def inspect_path(path: str | Path, **options: Any) -> dict[str, Any]:
+    """The card ``mcer-bench data inspect PATH`` prints: for a single ``.csd`` file, what that
+    sequence holds (:func:`harness.datasets.csd.describe_sequence`, no labels needed);
+    otherwise the dataset card of the detected format loaded with ``options``."""
+    p = Path(path)
+    if p.is_file():
+        with open(p, "rb") as f:
+            head = f.read(8)
+        if head == HDF5_MAGIC or p.suffix == ".csd":
+            if options:
+                raise ValueError(f"{p}: options {sorted(options)} apply to loading a dataset; a single .csd file is "
+                                 f"described as it is (inspect its folder to load the dataset)")
+            from harness.datasets.csd import describe_sequence
+
+            return describe_sequence(p)
+    return dataset_card(load_path(p, **options))
+
+
 def checksum_status(source: str | None, sha256: str | None) -> dict[str, Any]:
     """Compare a file's SHA-256 with the published MMSA value for its path (or any published value)."""
     if not sha256:

@@ -48,6 +48,7 @@ from harness.registry import (
     RegistryError,
     accepted_options,
 )
+from harness.run.validate import describe_validation_error, input_problems
 from harness.train import TrainConfig
 
 
@@ -70,6 +71,7 @@ class RunSection(_Strict):
     metric: str | None = None
     executor: str = "local"
     workers: int | None = Field(default=None, ge=1)  # executor "processes": pool size (default: the CPU cores)
+    limit: int | None = Field(default=None, ge=1)  # smoke run: the first `limit` dialogues of each split (--limit)
 
     @field_validator("name")
     @classmethod
@@ -249,21 +251,12 @@ class SweepConfig(_Strict):
     tune: TuneSection | None = None
 
 
-def _format_pydantic(err: ValidationError, source: str) -> str:
-    lines = []
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        value = e.get("input")
-        lines.append(f"{source}: key '{key}': {e['msg']} (got {value!r})")
-    return "\n".join(lines)
-
-
 def parse_config(data: dict[str, Any], source: str = "config") -> SweepConfig:
     """Validate a config dict: structure first, then registry names and options."""
     try:
         cfg = SweepConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_pydantic(err, source)) from None
+        raise ConfigError("\n".join(describe_validation_error(err, source, SweepConfig))) from None
     problems: list[str] = []
     for i, m in enumerate(cfg.models):
         if (m.name is None) == (m.set is None):
@@ -309,6 +302,8 @@ def parse_config(data: dict[str, Any], source: str = "config") -> SweepConfig:
         problems.append(f"{source}: key 'train': {exc}")
     if cfg.tune is not None:
         problems += _tune_problems(cfg, source)
+    if not problems:
+        problems += input_problems(cfg, source)  # paths, option values, raw media: see harness.run.validate
     if problems:
         raise ConfigError("\n".join(problems))
     return cfg
@@ -415,12 +410,23 @@ def _type_mismatch(value: Any, hint: Any, default: Any) -> str | None:
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """The raw contents of a TOML file; errors name the file."""
+    """The raw contents of a UTF-8 TOML file; every error names the file."""
     path = Path(path)
     try:
-        return tomllib.loads(path.read_text())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder; give a .toml file") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} is not readable: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); a sweep "
+                          f"config is a UTF-8 TOML file") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 

@@ -20,11 +20,12 @@ from typing import Any
 import tomli_w
 
 from harness.provenance import code_version, config_hash, now_utc, package_versions
+from harness.registry import worker_environment
 from harness.run.config import SweepConfig
 from harness.run.plan import EvalCell, SweepError, make_plan
 from harness.run.worker import DatasetCache, run_training_cell
 from harness.runtime import describe_device, select_device
-from harness.store import ResultStore
+from harness.store import ResultStore, check_store
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +43,40 @@ def check_writable(out: Path) -> None:
 
 @contextmanager
 def run_lock(out: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``out/.lock``; a second sweep on the same directory is refused."""
+    """Hold an exclusive lock on ``out/.lock`` while the block runs; a second sweep on the same
+    directory is refused, naming the process that holds it. The file is removed on the way out.
+
+    Removing a lock file is safe only if a waiting process cannot lock the removed file: so a
+    process that got the lock checks that ``out/.lock`` is still the file it locked, and
+    starts over when the holder removed it in between. The holder removes the file while it
+    still holds the lock.
+    """
     path = out / ".lock"
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
-    try:
+    while True:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
             raise SweepError(f"run directory {out} is in use by process {holder}; wait for it to finish "
                              f"or use another --out") from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the holder removed the file after we opened it: lock the new one
+    try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
     finally:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
         os.close(fd)
 
 
@@ -74,7 +95,10 @@ def check_resumable(out: Path, resume: bool, allow_code_change: bool) -> None:
     unless ``resume``; and to resume results that another code version computed unless
     ``allow_code_change`` (those rows would otherwise mix silently with this version's)."""
     db = out / "results.sqlite"
-    if not db.is_file() or db.stat().st_size == 0:
+    if not db.exists():
+        return
+    check_store(db, allow_empty=True)
+    if db.stat().st_size == 0 or not ResultStore(db, read_only=True).has_schema():
         return
     versions = ResultStore(db, read_only=True).code_versions()
     stored = sum(versions.values())
@@ -113,7 +137,7 @@ def run_sweep(cfg: SweepConfig, out: str | Path, raw_config: dict[str, Any] | No
         (out / "config.toml").write_text(tomli_w.dumps(tomlable(raw)))
         store = ResultStore(out / "results.sqlite")
         device = select_device(cfg.run.device)
-        cache = DatasetCache()
+        cache = DatasetCache(cfg.run.limit)
         tuned = None
         if cfg.tune is not None:
             from harness.run.tune import run_tuning
@@ -137,6 +161,7 @@ def run_sweep(cfg: SweepConfig, out: str | Path, raw_config: dict[str, Any] | No
         todo = [(t, [c for c in plan.evaluations[t.key] if c.key not in stored]) for t in plan.trainings]
         todo = [(t, cells) for t, cells in todo if cells]
         n_cells = sum(len(c) for _, c in todo)
+        os.environ.update(worker_environment())  # spawned workers see the plugins this process sees
         bar = _progress(n_cells, progress)
         failed = 0
 

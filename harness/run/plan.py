@@ -34,6 +34,7 @@ class TrainingCell:
     seed: int
     train: TrainConfig
     condition_spec: dict[str, Any] = field(default_factory=dict)
+    limit: int | None = None  # only the first `limit` dialogues of each split (run.limit, a smoke run)
     dataset_label: str = ""  # how results name the dataset (default: its registered name)
 
     @property
@@ -42,10 +43,12 @@ class TrainingCell:
 
     @property
     def key(self) -> str:
+        # `limit` enters the key only when set, so the keys of full runs stay what they were
         return config_hash({"model": self.model, "options": self.options, "dataset": self.dataset,
                             "dataset_options": self.dataset_options, "condition": self.condition,
                             "condition_spec": self.condition_spec,
-                            "seed": self.seed, "train": self.train.to_dict()})
+                            "seed": self.seed, "train": self.train.to_dict(),
+                            **({"limit": self.limit} if self.limit is not None else {})})
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,9 @@ class EvalCell:
     def test_set_key(self) -> tuple[Any, ...]:
         """Identifies the (corrupted) test set, shared by every model."""
         t = self.training
-        return (t.dataset, config_hash(t.dataset_options), self.corruption, config_hash(self.corruption_options),
-                self.severity, self.corruption_seed, self.defense, config_hash(self.defense_options))
+        return (t.dataset, config_hash(t.dataset_options), t.limit, self.corruption,
+                config_hash(self.corruption_options), self.severity, self.corruption_seed, self.defense,
+                config_hash(self.defense_options))
 
     def severity_parameter(self) -> tuple[str | None, str | None]:
         """The corruption's physical parameter and its value at this severity, e.g.
@@ -166,7 +170,7 @@ def make_plan(cfg: SweepConfig, tuned: dict[tuple[str, str], dict[str, Any]] | N
                 train = replace(train, **choice["train"])
             shown = label if cond == CLEAN else f"{label}+{cond}"
             t = TrainingCell(shown, name, options, ds.name, dict(ds.options), cond, seed, train, cond_spec,
-                             dataset_label=ds.label or "")
+                             cfg.run.limit, dataset_label=ds.label or "")
             cells = [EvalCell(t, CLEAN, {}, CLEAN, 0, cfg.run.corruption_seed)]
             for c in cfg.corruptions:
                 clabel = c.label or corruption_label(c.name, c.options)

@@ -34,25 +34,33 @@ log = logging.getLogger(__name__)
 
 
 class DatasetCache:
-    """Loads each (dataset, options) once per sweep and each corrupted test set once."""
+    """Loads each (dataset, options) once per sweep and each corrupted test set once.
 
-    def __init__(self) -> None:
-        self._datasets: dict[tuple[str, str], BenchDataset] = {}
+    ``limit`` (a smoke run's ``run.limit``): keep only the first ``limit`` dialogues of each
+    split of every dataset this cache hands out, unless a call names its own limit.
+    """
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit
+        self._datasets: dict[tuple[str, str, int | None], BenchDataset] = {}
         self._test_sets: dict[tuple[Any, ...], list[Dialogue]] = {}
-        self._datasets_aug: dict[tuple[str, str, str], BenchDataset] = {}
+        self._datasets_aug: dict[tuple[str, str, int | None, str], BenchDataset] = {}
 
-    def dataset(self, name: str, options: dict[str, Any]) -> BenchDataset:
-        key = (name, config_hash(options))
+    def dataset(self, name: str, options: dict[str, Any], limit: int | None = None) -> BenchDataset:
+        limit = limit if limit is not None else self.limit
+        key = (name, config_hash(options), limit)
         if key not in self._datasets:
-            self._datasets[key] = DATASETS.create(name, **options)
+            full = (name, config_hash(options), None)
+            dataset = self._datasets.get(full) or DATASETS.create(name, **options)
+            self._datasets[key] = first_dialogues(dataset, limit) if limit is not None else dataset
         return self._datasets[key]
 
     def training_dataset(self, t: TrainingCell) -> BenchDataset:
         """The dataset a training cell trains on: clean, or with corrupted train copies added."""
-        dataset = self.dataset(t.dataset, t.dataset_options)
+        dataset = self.dataset(t.dataset, t.dataset_options, t.limit)
         if t.condition == CLEAN:
             return dataset
-        key = (t.dataset, config_hash(t.dataset_options), config_hash(t.condition_spec))
+        key = (t.dataset, config_hash(t.dataset_options), t.limit, config_hash(t.condition_spec))
         if key not in self._datasets_aug:
             self._datasets_aug[key] = augment_training_set(dataset, t.condition_spec)
         return self._datasets_aug[key]
@@ -73,6 +81,16 @@ class DatasetCache:
                 dialogues = defense(dialogues)
             self._test_sets[key] = dialogues
         return self._test_sets[key]
+
+
+def first_dialogues(dataset: BenchDataset, limit: int) -> BenchDataset:
+    """``dataset`` with only the first ``limit`` dialogues of each split (a smoke run); the card
+    says so."""
+    if limit < 1:
+        raise ValueError(f"limit must be >= 1 dialogue per split, got {limit!r}")
+    splits = {s: list(dialogues[:limit]) for s, dialogues in dataset.splits.items()}
+    card = {**dataset.card, "limit": f"first {limit} dialogue(s) of each split (run.limit)"}
+    return BenchDataset(dataset.name, dataset.spec, splits, card)
 
 
 def augment_training_set(dataset: BenchDataset, condition: dict[str, Any]) -> BenchDataset:
@@ -126,7 +144,7 @@ def run_training_cell(t: TrainingCell, cells: list[EvalCell], cache: DatasetCach
     start = time.perf_counter()
     best_epoch: int | None = None
     try:
-        dataset = cache.dataset(t.dataset, t.dataset_options)
+        dataset = cache.dataset(t.dataset, t.dataset_options, t.limit)
         model, rejected = None, None
         if ckpt.exists():
             try:
