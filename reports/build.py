@@ -116,11 +116,28 @@ def build_report(run_dir: str | Path, metric: str | None = None) -> dict[str, li
     if runs:
         last = runs[-1]
         report += ["```json", json.dumps({"config_hash": last["config_hash"], **last["provenance"]}, indent=2), "```"]
+    report += _training_nodes(store.dataframe("trainings"))
     (run_dir / "report.md").write_text("\n".join(report) + "\n")
     written["tables"].append(str(run_dir / "report.md"))
     _write_index(run_dir, written, runs[-1] if runs else None)
     written["tables"].append(str(run_dir / "index.html"))
     return written
+
+
+def _training_nodes(trainings) -> list[str]:
+    """report.md lines: where each training cell ran (the node as the worker described it:
+    host name, and under Ray its address and node id), from the store's trainings table."""
+    if trainings.empty:
+        return []
+    lines = ["", "### Where each training cell ran", "",
+             "| model | dataset | condition | seed | status | node | device | wall time (s) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in trainings.sort_values(["variant", "dataset", "train_condition", "seed"]).itertuples():
+        where = getattr(r, "node", None)  # absent from stores written before nodes were recorded
+        lines.append(f"| {r.variant} | {r.dataset} | {r.train_condition} | {r.seed} | {r.status} | "
+                     f"{where if isinstance(where, str) and where else 'not recorded'} | {r.device} | "
+                     f"{r.wall_time_s:.1f} |")
+    return lines
 
 
 def _ablation_variants(ok, full_model: str | None) -> list[str]:
