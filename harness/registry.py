@@ -16,7 +16,8 @@ import inspect
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from harness.errors import RegistryError
@@ -105,12 +106,16 @@ def load_plugins() -> None:
         return
     _entry_points_loaded = True
     found = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: (not _is_own(ep), ep.name))
+    own: list[EntryPoint] = []
     if not any(_is_own(ep) for ep in found):
+        own = source_tree_entry_points()  # an uninstalled source tree, e.g. the copy a Ray job ships
+        found = [*own, *found]
+    if not own and not any(_is_own(ep) for ep in found):
         raise RuntimeError(f"mcer-bench's own plugins (mcer, baselines, corruptions) are not registered: the package "
                            f"is not installed in this environment ({ENTRY_POINT_GROUP!r} has no entry point of "
                            f"{DISTRIBUTION!r}); install it with 'python3 -m pip install -e .' from the repository")
     for ep in found:
-        if _is_own(ep):
+        if _is_own(ep) or ep in own:
             ep.load()
             continue
         before = {kind: dict(reg._entries) for kind, reg in ALL_REGISTRIES.items()}
@@ -122,6 +127,25 @@ def load_plugins() -> None:
                 reg._entries.update(before[kind])
             PLUGIN_FAILURES[ep.name] = f"{type(exc).__name__}: {exc}"
             log.error("plugin %r (%s) failed to load and is not used: %s", ep.name, ep.value, PLUGIN_FAILURES[ep.name])
+
+
+def source_tree_entry_points() -> list[EntryPoint]:
+    """The ``mcer_bench.plugins`` entry points that ``pyproject.toml`` declares, when this
+    harness runs from a source tree that is not installed (a fresh clone run with
+    ``python -m harness``, or the tree ``ray job submit --working-dir`` ships to a cluster's
+    nodes); empty otherwise. The entry points come from the project file, so the framework
+    still names no plugin package."""
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    try:
+        project = tomllib.loads(pyproject.read_text()).get("project", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return []
+    if str(project.get("name", "")).lower() != DISTRIBUTION:
+        return []
+    table = project.get("entry-points", {}).get(ENTRY_POINT_GROUP, {})
+    return [EntryPoint(name, value, ENTRY_POINT_GROUP) for name, value in sorted(table.items())]
 
 
 def _is_own(ep: Any) -> bool:
