@@ -39,10 +39,11 @@ CONNECT_TIMEOUT_S = 5.0
 PROBE_TIMEOUT_S = 120.0
 # In a job's driver Ray sets this (the job's runtime environment): the job shipped the code.
 JOB_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
-# A local instance: Ray's switch for single-machine clusters, which keeps the node address at
-# 127.0.0.1 (otherwise Ray takes the machine's outward address, and its servers listen on
-# every interface). Ray reads it when it is imported, so it is set before the import.
-LOCAL_ONLY_ENV = ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# A local instance: Ray's switch for single-machine clusters keeps the node address at 127.0.0.1
+# (otherwise Ray takes the machine's outward address, and its servers listen on every
+# interface); Ray reads it when it is imported, so it is set before the import. Usage
+# statistics stay off: a benchmark run has no business reporting anywhere.
+LOCAL_ONLY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
 class ClusterError(SweepError):
@@ -141,7 +142,8 @@ def open_ray(device_name: str) -> RaySession:
     """Join the cluster of ``RAY_ADDRESS`` (or start a local instance) and check it; see the module doc."""
     address = ray_address()
     if address is None and "ray" not in sys.modules:
-        os.environ.setdefault(*LOCAL_ONLY_ENV)
+        for key, value in LOCAL_ONLY_ENV.items():
+            os.environ.setdefault(key, value)
     try:
         import ray
     except ImportError:
