@@ -4,9 +4,10 @@ A head and a worker node are started with ``ray start`` - separate process trees
 address 127.0.0.1 (see ``loopback_ray.py`` for how, and why a private network namespace is
 needed for that). The sweep goes through the README's command, ``ray job submit
 --working-dir . -- python -m harness run ...`` from the repository root, and must give the
-local executor's rows; a worker node killed mid-sweep costs no cell and duplicates none; each
-cluster error of a driver (unreachable, other Ray version, no GPU, ``--out`` not shared) is
-one line and exit status 2, before anything is written.
+local executor's rows; a worker node killed mid-sweep costs no cell and duplicates none; a
+driver killed mid-sweep resumes (through Ray Client); each cluster error of a driver
+(unreachable, other Ray version, no GPU, ``--out`` not shared) is one line and exit status 2,
+before anything is written.
 
 Time budget: each step has its own timeout (node start 240 s, a job 400 s, an error 120 s);
 the module takes 3-5 minutes on a loaded 2-core machine. Without ray, or where no network
@@ -157,6 +158,32 @@ def test_driver_errors_are_one_line_exit_2_and_write_nothing(cluster, tmp_path):
         assert "Traceback" not in done.stderr, (case, done.stderr[-2000:])
         assert not out.exists(), case
         assert took < 60, (case, took)  # Ray alone: 30 s (ray://) or minutes (GCS) before a traceback
+
+
+def test_killed_driver_resumes_through_ray_client_with_the_local_rows(cluster, local_rows, tmp_path):
+    """A driver joining by RAY_ADDRESS (the head's GCS) is SIGKILLed once cells are stored; the
+    same command through Ray Client (ray://) with --resume completes the run: one row per cell."""
+    from loopback_ray import kill_session
+
+    cfg, out = write_sweep(tmp_path / "sweep.toml"), tmp_path / "run"
+    db = out / "results.sqlite"
+    run = [sys.executable, "-m", "harness", "run", str(cfg), "--out", str(out), "--quiet", "--no-report"]
+    first = cluster.popen(run, RAY_ADDRESS=cluster.address)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and first.poll() is None:
+        if db.exists() and store_counts(db)[0] >= 1:
+            break
+        time.sleep(0.2)
+    assert first.poll() is None, first.communicate()[0][-3000:]  # still running: killed mid-sweep
+    kill_session(first.pid, grace_s=0)
+    first.communicate(timeout=60)
+    stored = store_counts(db)[0]
+    assert 1 <= stored < CELLS
+    again = cluster.run([*run, "--resume"], timeout_s=400, RAY_ADDRESS=cluster.client_address)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"({stored} already stored)" in again.stdout
+    assert store_counts(db) == (CELLS, CELLS, TRAININGS, TRAININGS)
+    assert result_rows(db) == local_rows
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a node with its own view of a directory needs a mount namespace (root)")
