@@ -5,7 +5,7 @@ address 127.0.0.1 (see ``loopback_ray.py`` for how, and why a private network na
 needed for that). The sweep goes through the README's command, ``ray job submit
 --working-dir . -- python -m harness run ...`` from the repository root, and must give the
 local executor's rows; a worker node killed mid-sweep costs no cell and duplicates none; a
-driver killed mid-sweep resumes (through Ray Client); each cluster error of a driver
+job whose driver is killed mid-sweep resumes; each cluster error of a driver
 (unreachable, other Ray version, no GPU, ``--out`` not shared) is one line and exit status 2,
 before anything is written.
 
@@ -17,6 +17,7 @@ namespace can be made, every test is skipped with the reason.
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -160,28 +161,39 @@ def test_driver_errors_are_one_line_exit_2_and_write_nothing(cluster, tmp_path):
         assert took < 60, (case, took)  # Ray alone: 30 s (ray://) or minutes (GCS) before a traceback
 
 
-def test_killed_driver_resumes_through_ray_client_with_the_local_rows(cluster, local_rows, tmp_path):
-    """A driver joining by RAY_ADDRESS (the head's GCS) is SIGKILLed once cells are stored; the
-    same command through Ray Client (ray://) with --resume completes the run: one row per cell."""
-    from loopback_ray import kill_session
+def all_pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
 
+
+def job_driver(pid: int, out: Path) -> bool:
+    """Whether ``pid`` is the driver a job started for ``--out out`` (``python -m harness run ...``;
+    Ray starts it in a session of its own, and ``out`` is unique to the test)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return False
+    return argv[1:4] == ["-m", "harness", "run"] and str(out) in argv
+
+
+def test_killed_job_driver_resumes_with_the_local_rows(cluster, local_rows, tmp_path):
+    """The job's driver (on the head) is SIGKILLed once cells are stored; the same command with
+    --resume completes the run, one row per cell, as a local run resumes."""
     cfg, out = write_sweep(tmp_path / "sweep.toml"), tmp_path / "run"
     db = out / "results.sqlite"
-    run = [sys.executable, "-m", "harness", "run", str(cfg), "--out", str(out), "--quiet", "--no-report"]
-    first = cluster.popen(run, RAY_ADDRESS=cluster.address)
+    job = cluster.popen(submit(cluster, cfg, out, "--no-report"), cwd=REPO)
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and first.poll() is None:
-        if db.exists() and store_counts(db)[0] >= 1:
-            break
+    while time.monotonic() < deadline and job.poll() is None and not (db.exists() and store_counts(db)[0] >= 1):
         time.sleep(0.2)
-    assert first.poll() is None, first.communicate()[0][-3000:]  # still running: killed mid-sweep
-    kill_session(first.pid, grace_s=0)
-    first.communicate(timeout=60)
+    drivers = [pid for pid in all_pids() if job_driver(pid, out)]
+    assert job.poll() is None and len(drivers) == 1, (drivers, job.poll())  # killed mid-sweep, the one driver
+    os.kill(drivers[0], signal.SIGKILL)
+    output, _ = job.communicate(timeout=120)
+    assert job.returncode != 0 and "failed" in output
     stored = store_counts(db)[0]
     assert 1 <= stored < CELLS
-    again = cluster.run([*run, "--resume"], timeout_s=400, RAY_ADDRESS=cluster.client_address)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert f"({stored} already stored)" in again.stdout
+    again = cluster.run(submit(cluster, cfg, out, "--no-report", "--resume"), timeout_s=400, cwd=REPO)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert f"({stored} already stored)" in again.stdout + again.stderr
     assert store_counts(db) == (CELLS, CELLS, TRAININGS, TRAININGS)
     assert result_rows(db) == local_rows
 
