@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import subprocess
 from datetime import datetime, timezone
@@ -25,6 +26,19 @@ SOURCE_PACKAGES = ("harness", "mcer", "baselines", "corruptions")
 """Packages whose code computes result rows; ``reports`` only formats them and is left out."""
 
 
+CODE_VERSION_ENV = "MCER_BENCH_CODE_VERSION"
+"""Set by the Ray executor in its tasks' environment to the driver's :func:`code_version`:
+the tasks run the driver's code, shipped without its ``.git`` (and, from an installed
+package, without a source tree to digest), and their rows must say the same version."""
+
+
+def source_root() -> Path | None:
+    """The directory holding ``harness/`` when it is a source tree (a ``pyproject.toml`` beside
+    it: a clone, or the copy a Ray job ships), else None (an installed package)."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() else None
+
+
 @lru_cache(maxsize=1)
 def code_version() -> str:
     """The version of the code that computes results: ``<git describe or package version>+src.<digest>``.
@@ -32,7 +46,10 @@ def code_version() -> str:
     The digest (12 hex digits of SHA-256) covers the content of every ``.py`` file of
     :data:`SOURCE_PACKAGES`, so any change to a model, corruption or the harness gives a new
     version even in an uncommitted tree; ``git describe`` is there for people to read.
+    In a Ray task it is the driver's version (:data:`CODE_VERSION_ENV`).
     """
+    if os.environ.get(CODE_VERSION_ENV):
+        return os.environ[CODE_VERSION_ENV]
     root = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
     for package in SOURCE_PACKAGES:

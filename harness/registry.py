@@ -18,7 +18,8 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from harness.docstrings import first_sentence
@@ -122,13 +123,17 @@ def load_plugins() -> None:
         return
     _entry_points_loaded = True
     found = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: (not _is_own(ep), ep.name))
+    own: list[EntryPoint] = []
     if not any(_is_own(ep) for ep in found):
+        own = source_tree_entry_points()  # an uninstalled source tree, e.g. the copy a Ray job ships
+        found = [*own, *found]
+    if not own and not any(_is_own(ep) for ep in found):
         raise RuntimeError(f"mcer-bench's own plugins (mcer, baselines, corruptions) are not registered: the package "
                            f"is not installed in this environment ({ENTRY_POINT_GROUP!r} has no entry point of "
                            f"{DISTRIBUTION!r}); install it with 'python3 -m pip install -e .' from the repository")
     disabled = {n for n in os.environ.get(DISABLED_ENV, "").split(",") if n}
     for ep in found:
-        if _is_own(ep):
+        if _is_own(ep) or ep in own:
             ep.load()
         elif ep.name not in disabled and ep.name not in PLUGIN_FAILURES:
             error = _import_whole(ep.load, ep.name)
@@ -228,6 +233,25 @@ def _include_folder(path: str, strict: bool = False) -> list[str]:
 def _from_folder(module: Any, folder: str) -> bool:
     file = getattr(module, "__file__", None)
     return bool(file) and os.path.abspath(file).startswith(folder + os.sep)
+
+
+def source_tree_entry_points() -> list[EntryPoint]:
+    """The ``mcer_bench.plugins`` entry points that ``pyproject.toml`` declares, when this
+    harness runs from a source tree that is not installed (a fresh clone run with
+    ``python -m harness``, or the tree ``ray job submit --working-dir`` ships to a cluster's
+    nodes); empty otherwise. The entry points come from the project file, so the framework
+    still names no plugin package."""
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    try:
+        project = tomllib.loads(pyproject.read_text()).get("project", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return []
+    if str(project.get("name", "")).lower() != DISTRIBUTION:
+        return []
+    table = project.get("entry-points", {}).get(ENTRY_POINT_GROUP, {})
+    return [EntryPoint(name, value, ENTRY_POINT_GROUP) for name, value in sorted(table.items())]
 
 
 def _is_own(ep: Any) -> bool:

@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS results (
     package_versions TEXT NOT NULL,
     device TEXT NOT NULL,
     wall_time_s REAL NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    node TEXT
 );
 CREATE TABLE IF NOT EXISTS predictions (
     cell_key TEXT PRIMARY KEY REFERENCES results(cell_key),
@@ -72,7 +73,8 @@ CREATE TABLE IF NOT EXISTS trainings (
     params INTEGER,
     device TEXT NOT NULL,
     wall_time_s REAL NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    node TEXT
 );
 CREATE TABLE IF NOT EXISTS artifacts (
     kind TEXT NOT NULL,
@@ -106,6 +108,10 @@ CREATE TABLE IF NOT EXISTS runs (
 
 CLEAN = "clean"
 """The clean evaluation cell's corruption (and the clean training condition) in stored rows."""
+
+# Columns added after the first release, as (table, column, SQL type): a store written before
+# them gets them (empty) when it is next opened for writing, so old run directories resume.
+ADDED_COLUMNS = (("results", "node", "TEXT"), ("trainings", "node", "TEXT"))
 
 JSON_COLUMNS = ("model_options", "corruption_options", "metrics", "package_versions")
 
@@ -206,6 +212,9 @@ class ResultStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as con, con:
             con.executescript(SCHEMA)
+            for table, column, sql_type in ADDED_COLUMNS:
+                if column not in {r[1] for r in con.execute(f"PRAGMA table_info({table})")}:
+                    con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
 
     def _connect(self) -> sqlite3.Connection:
         if self.read_only:

@@ -78,6 +78,39 @@ def _report_config(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return dict(runs[-1]["config"].get("report", {})) if runs else {}
 
 
+def _training_nodes(trainings) -> list[str]:
+    """report.md lines: where each training cell ran (the node as the worker described it:
+    host name, and under Ray its address and node id), from the store's trainings table."""
+    if trainings.empty:
+        return []
+    lines = ["", "### Where each training cell ran", "",
+             "| model | dataset | condition | seed | status | node | device | wall time (s) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in trainings.sort_values(["variant", "dataset", "train_condition", "seed"]).itertuples():
+        where = getattr(r, "node", None)  # absent from stores written before nodes were recorded
+        lines.append(f"| {r.variant} | {r.dataset} | {r.train_condition} | {r.seed} | {r.status} | "
+                     f"{where if isinstance(where, str) and where else 'not recorded'} | {r.device} | "
+                     f"{r.wall_time_s:.1f} |")
+    return lines
+
+
+def _tuning_lines(choices: dict[str, dict[str, Any]]) -> list[str]:
+    """report.md lines: each tuned model's chosen configuration, its validation score and the
+    budget it was chosen with (the ``tuning`` artifacts of a sweep with a ``[tune]`` section)."""
+    if not choices:
+        return []
+    lines = ["", "## Tuning: the configurations chosen on the validation split", "",
+             "| model | dataset | chosen | validation | trial | budget | sampler (seed) |", "|---|---|---|---:|---:|---:|---|"]
+    for c in sorted(choices.values(), key=lambda c: (c["dataset"], c["variant"])):
+        chosen = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in sorted({**c["options"], **c["train"]}.items()))
+        lines.append(f"| {c['variant']} | {c['dataset']} | {chosen} | {c['metric']} {c['value']:.4f} | {c['trial']} | "
+                     f"{c['completed']} of {c['budget']} trials | {c['sampler']} ({c['seed']}) |")
+    lines += ["", "Every tuned model had the same budget of trials from its own search space; the chosen "
+                  "configuration then trained with every seed of the sweep.", ""]
+    return lines
+
+
 def _ablation_variants(ok: pd.DataFrame, full_model: str | None) -> list[str]:
     """Labels of the other configurations of the full model's registered model (e.g. the
     ``mcer-ablation`` set): what the ablation compares, rather than the sweep's baselines."""
@@ -145,7 +178,7 @@ def build_report(run_dir: str | Path, metric: str | None = None, n_boot: int = N
     write_results_json(run_dir / "results.json", df, runs, json_datasets, predictions=store.predictions,
                        n_boot=n_boot)
     rep.written["tables"] += [str(run_dir / "results.csv"), str(run_dir / "results.json")]
-    _write_markdown(rep, df, runs, title)
+    _write_markdown(rep, df, runs, title, _training_nodes(trainings) + _tuning_lines(store.artifacts("tuning")))
     write_index(run_dir, rep.sections, runs, df, title=title)
     rep.written["tables"] += [str(run_dir / "report.md"), str(run_dir / "index.html")]
     return rep.written
@@ -297,7 +330,8 @@ def _deployment_tables(rep: Report, sec: Section, records: dict[str, dict], df: 
         rep.table(sec, f"deployment_{dataset}", deployment_table(recs, names), f"Deployment cost ({dataset})")
 
 
-def _write_markdown(rep: Report, df: pd.DataFrame, runs: list[dict[str, Any]], title: str | None) -> None:
+def _write_markdown(rep: Report, df: pd.DataFrame, runs: list[dict[str, Any]], title: str | None,
+                    extra: list[str] | None = None) -> None:
     run_dir = rep.run_dir
     failed = df[df["status"] != "ok"]
     lines = [f"# {title or f'mcer-bench report: {run_dir.name}'}", "",
@@ -316,5 +350,6 @@ def _write_markdown(rep: Report, df: pd.DataFrame, runs: list[dict[str, Any]], t
         lines += ["## Failed cells", "", "| model | seed | corruption | severity | reason |", "|---|---|---|---|---|"]
         lines += [f"| {r.variant} | {r.seed} | {r.corruption} | {r.severity} | {r.error} |" for r in failed.itertuples()]
         lines.append("")
+    lines += extra or []
     (run_dir / "report.md").write_text("\n".join(lines) + "\n")
 

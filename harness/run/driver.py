@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
+import torch
 
 from harness.provenance import code_version, config_hash, now_utc, package_versions
 from harness.registry import worker_environment
+from harness.run.cluster import RaySession, check_shared_storage, open_ray, ray_address
 from harness.run.config import SweepConfig
 from harness.run.plan import EvalCell, SweepError, make_plan
 from harness.run.worker import DatasetCache, run_training_cell
@@ -128,15 +131,38 @@ def run_sweep(cfg: SweepConfig, out: str | Path, raw_config: dict[str, Any] | No
     a gap.
     """
     out = Path(out)
-    check_resumable(out, resume or retry_failed, allow_code_change)
-    check_writable(out)
     start = time.perf_counter()
+    # Ray first: an unreachable or unfit cluster is refused before anything is written.
+    session = open_ray(cfg.run.device) if cfg.run.executor == "ray" else None
+    if session is None and ray_address() is not None:
+        log(f"note: RAY_ADDRESS is set but run.executor is {cfg.run.executor!r}: the cells run on this machine "
+            f"only; set executor = \"ray\" in [run] to use the cluster")
+    try:
+        check_resumable(out, resume or retry_failed, allow_code_change)
+        created = not out.exists()
+        check_writable(out)
+        if session is not None and session.address is not None:
+            try:
+                check_shared_storage(out)
+            except BaseException:
+                if created:
+                    shutil.rmtree(out, ignore_errors=True)
+                raise
+        return _run_locked(cfg, out, raw_config, progress, log, retry_failed, session, start)
+    finally:
+        if session is not None:
+            session.close()
+
+
+def _run_locked(cfg: SweepConfig, out: Path, raw_config: dict[str, Any] | None, progress: bool,
+                log: Callable[[str], None], retry_failed: bool, session: RaySession | None,
+                start: float) -> SweepSummary:
     with run_lock(out):
         raw = raw_config if raw_config is not None else cfg.model_dump()
         cfg_hash = config_hash(raw)
         (out / "config.toml").write_text(tomli_w.dumps(tomlable(raw)))
         store = ResultStore(out / "results.sqlite")
-        device = select_device(cfg.run.device)
+        device = _driver_device(cfg.run.device, session)
         cache = DatasetCache(cfg.run.limit)
         tuned = None
         if cfg.tune is not None:
@@ -147,7 +173,7 @@ def run_sweep(cfg: SweepConfig, out: str | Path, raw_config: dict[str, Any] | No
                     store.add_training(row)
                     on_training(row)
 
-                run_cells(cfg, todo, out, cache, device, cfg_hash, keep, lambda *_: None)
+                run_cells(cfg, todo, out, cache, device, cfg_hash, keep, lambda *_: None, session)
 
             tuned = run_tuning(cfg, store, run_trials, say=log)
         plan = make_plan(cfg, tuned)
@@ -169,10 +195,11 @@ def run_sweep(cfg: SweepConfig, out: str | Path, raw_config: dict[str, Any] | No
             nonlocal failed
             store.add_result(row, preds)
             failed += row["status"] != "ok"
-            bar.set_postfix_str(f"{cell.training.label} seed={cell.training.seed} {row['corruption']}@{cell.severity}")
+            bar.set_postfix_str(f"{cell.training.label} seed={cell.training.seed} {row['corruption']}@{cell.severity}"
+                                f" on {row.get('node') or '?'}")
             bar.update(1)
 
-        run_cells(cfg, todo, out, cache, device, cfg_hash, store.add_training, on_result)
+        run_cells(cfg, todo, out, cache, device, cfg_hash, store.add_training, on_result, session)
         bar.close()
         from harness.run.post_run import run_post_run
 
@@ -182,15 +209,18 @@ def run_sweep(cfg: SweepConfig, out: str | Path, raw_config: dict[str, Any] | No
 
 def run_cells(cfg: SweepConfig, todo: list[tuple[Any, list[EvalCell]]], out: Path, cache: DatasetCache, device: Any,
               cfg_hash: str, on_training: Callable[[dict[str, Any]], None],
-              on_result: Callable[[EvalCell, dict[str, Any], Any], None]) -> None:
+              on_result: Callable[[EvalCell, dict[str, Any], Any], None], session: RaySession | None = None) -> None:
     """Run the training cells of ``todo`` (each with its evaluation cells) on ``cfg``'s executor;
-    every record comes back through ``on_training`` / ``on_result`` in this process."""
+    every record comes back through ``on_training`` / ``on_result`` in this process.
+    ``session``: the Ray driver :func:`open_ray` opened (executor ``"ray"`` only)."""
     if not todo:
         return
     if cfg.run.executor == "ray":
         from harness.run.executors import run_on_ray
 
-        run_on_ray(todo, out, cfg.run.device, cfg_hash, on_training, on_result)
+        if session is None:
+            raise SweepError("executor 'ray' needs a Ray session: run_sweep opens one with open_ray()")
+        run_on_ray(todo, out, cfg.run.device, cfg_hash, on_training, on_result, session)
     elif cfg.run.executor == "processes":
         from harness.run.executors import default_workers, run_on_processes
 
@@ -199,6 +229,17 @@ def run_cells(cfg: SweepConfig, todo: list[tuple[Any, list[EvalCell]]], out: Pat
     else:
         for t, cells in todo:
             run_training_cell(t, cells, cache, out, device, cfg_hash, on_training, on_result)
+
+
+def _driver_device(name: str, session: RaySession | None) -> torch.device:
+    """The device of the driver's own work (provenance, post-run profiles). With Ray the cells
+    run on the cluster's devices, which the driver may lack: then the driver uses its CPU."""
+    if session is not None and name.startswith("cuda"):
+        try:
+            return select_device(name)
+        except ValueError:
+            return torch.device("cpu")
+    return select_device(name)
 
 
 def _progress(total: int, enabled: bool) -> Any:

@@ -26,7 +26,7 @@ from harness.data.types import BenchDataset, Dialogue
 from harness.provenance import code_version, config_hash, now_utc, package_versions
 from harness.registry import CORRUPTIONS, DATASETS, DEFENSES, MODELS
 from harness.run.plan import EvalCell, TrainingCell
-from harness.runtime import describe_device, seed_everything
+from harness.runtime import describe_device, describe_node, seed_everything
 from harness.store import CLEAN
 from harness.train import evaluate, fit
 
@@ -137,9 +137,9 @@ def run_training_cell(t: TrainingCell, cells: list[EvalCell], cache: DatasetCach
     common = {"train_key": t.key, "model": t.model, "variant": t.label, "model_options": t.options,
               "dataset": t.dataset_shown, "train_condition": t.condition, "seed": t.seed, "config_hash": cfg_hash,
               "code_version": code_version(), "package_versions": package_versions(),
-              "device": describe_device(device)}
+              "device": describe_device(device), "node": describe_node()}
     training = {"train_key": t.key, "model": t.model, "variant": t.label, "dataset": t.dataset_shown,
-                "train_condition": t.condition, "seed": t.seed}
+                "train_condition": t.condition, "seed": t.seed, "node": common["node"]}
     seed_everything(t.seed)
     start = time.perf_counter()
     best_epoch: int | None = None

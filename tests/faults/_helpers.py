@@ -67,12 +67,13 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def cli_run(cfg: Path, out: Path, *extra: str, fault: str | None = None, wait: bool = True,
-            cwd: Path | None = None, **env_extra: str) -> Any:
+            cwd: Path | None = None, within: list[str] | None = None, **env_extra: str) -> Any:
     """``mcer-bench run CFG --out OUT --resume --quiet --no-report`` in a fresh interpreter (every
-    run of the suite continues its directory, as a restart after a crash does)."""
+    run of the suite continues its directory, as a restart after a crash does); ``within``: a
+    command prefix, e.g. ``nsenter`` into a private network namespace."""
     resume = [] if "--resume" in extra else ["--resume"]
-    cmd = [sys.executable, "-m", "harness", "run", str(cfg), "--out", str(out), *resume, "--quiet", "--no-report",
-           *extra]
+    cmd = [*(within or []), sys.executable, "-m", "harness", "run", str(cfg), "--out", str(out), *resume, "--quiet",
+           "--no-report", *extra]
     e = env(**({"MCER_BENCH_FAULT": fault} if fault else {}), **env_extra)
     if wait:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=e, cwd=cwd)
