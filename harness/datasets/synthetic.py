@@ -16,7 +16,9 @@ Each modality is a partial, noisy view of it, so that fusion beats any single mo
 Dialogues alternate between two speakers, each keeping a mood that changes with
 probability ``mood_change_prob`` per utterance, so dialogue context carries information.
 Features are extracted by the registered extractors ``hash-embed``, ``logmel`` and
-``frame-stats``. Each utterance also carries a sentiment ``score`` in [-3, 3] (valence times
+``frame-stats``, each standardised per dimension with the clean train split's statistics (the
+``standardized`` extractor, whose constants the card stores, so corrupted media re-extracted
+later are scaled the same way). Each utterance also carries a sentiment ``score`` in [-3, 3] (valence times
 intensity) so the same data serves regression models (``task="regression"``).
 """
 
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from harness.data.types import BenchDataset, DataSpec, Dialogue, RawMedia, Utterance
+from harness.extractors.projected import Standardized
 from harness.registry import DATASETS, EXTRACTORS
 
 CLASS_NAMES = ("neutral", "happy", "sad", "angry")
@@ -177,6 +180,10 @@ def _generate(n_train: int, n_valid: int, n_test: int, min_utts: int, max_utts: 
     flat = [r for split in dialogues.values() for _, rows in split for r in rows]
     media = [r["raw"] for r in flat]
     feats = {m: ex.extract(media) for m, ex in extractors.items()}
+    n_train_utts = sum(len(rows) for _, rows in dialogues["train"])
+    for m, ex in list(extractors.items()):  # standardised with the clean train split's statistics
+        extractors[m] = Standardized.fitted(ex, feats[m][:n_train_utts])
+        feats[m] = extractors[m].apply(feats[m])
     for i, r in enumerate(flat):
         r["features"] = {m: feats[m][i] for m in extractors}
         if not keep_raw:
