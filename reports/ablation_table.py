@@ -163,8 +163,8 @@ def ablation_table(rows: pd.DataFrame, metric_name: str, full: str, titles: Mapp
     n_text = f"n = {n_seeds[0] if len(n_seeds) == 1 else f'{n_seeds[0]}–{n_seeds[-1]}'} seed(s)"
     tests = set(rows["test"])
     if "paired bootstrap" in tests:
-        sig = ("† Holm-adjusted p < 0.05 of a paired bootstrap of that difference (test utterances resampled "
-               "within each seed).")
+        sig = ("† Holm-adjusted p < 0.05 of a paired bootstrap of that difference (training seeds resampled, "
+               "then test utterances within each seed).")
     else:
         sig = "No p-values: predictions are not stored; intervals in the CSV are bootstraps over seeds."
     note = (f"Mean ± std over seeds ({n_text}; one seed: mean only). Δ: variant − full model, the difference of "

@@ -133,3 +133,23 @@ def test_docs_fidelity_table_is_what_the_code_gives():
     assert doc == with_table(doc, fidelity_markdown(rows)), (
         f"{DOC.name} is out of date: run python -m harness.run.fidelity --write")
     assert doc.index(START) < doc.index(END)
+
+
+def test_describe_prints_the_released_mcer_recipe(capsys):
+    """The released ReDiFu train.py + run_iemocap.sh: Adam(lr 1e-4, weight decay 5e-5), cosine
+    annealing over 50 epochs to 1e-6 stepped per epoch, 16 dialogues per batch, 50 epochs, no
+    gradient clipping, the NLL weighted by its per-class constants."""
+    import json
+
+    from harness.run.cli import main
+
+    assert main(["describe", "mcer-reference", "--preset", "iemocap", "--json"]) == 0
+    recipe = json.loads(capsys.readouterr().out)["recipe"]
+    assert recipe["optimizer"] == "adam" and recipe["lr"] == 1e-4 and recipe["weight_decay"] == 5e-5
+    assert recipe["lr_schedule"] == "cosine" and recipe["schedule_options"] == {"T_max": 50, "eta_min": 1e-6}
+    assert recipe["epochs"] == 50 and recipe["dialogue_batch_size"] == 16 and recipe["grad_clip"] is None
+    assert recipe["class_weights"] == pytest.approx([1 / 0.086747, 1 / 0.144406, 1 / 0.227883, 1 / 0.160585,
+                                                     1 / 0.127711, 1 / 0.252668])
+    assert main(["describe", "mcer-reference", "--preset", "meld"]) == 0
+    text = capsys.readouterr().out
+    assert "lr=5e-05" in text and "epochs=20" in text and "class_weights" not in text
