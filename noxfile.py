@@ -1,9 +1,10 @@
-"""nox sessions: tests, demo, lint, bench. Each installs the package with constraints.txt,
+"""nox sessions: tests, demo, lint, bench, paper. Each installs the package with constraints.txt,
 which pins torch==2.13.0 (a newer or unpinned torch pulls a multi-GB CUDA build here)."""
 
 from __future__ import annotations
 
 import glob
+import shutil
 
 import nox
 
@@ -29,7 +30,7 @@ def tests(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """The main job: the built-in demo sweep on the synthetic dataset, then its report."""
     _install(session, "")
-    session.run("mcer-bench", "run", "--out", "runs/demo", *session.posargs)
+    session.run("mcer-bench", "run", "--out", "runs/demo", "--resume", *session.posargs)
 
 
 @nox.session(python=PYTHON)
@@ -64,3 +65,23 @@ def bench(session: nox.Session) -> None:
     for script in sorted(glob.glob("benchmarks/bench_*.py")):
         help_text = session.run("python", script, "--help", silent=True) or ""
         session.run("python", script, "--out", "bench-results", *_supported(list(session.posargs), help_text))
+
+
+@nox.session(python=PYTHON)
+def paper(session: nox.Session) -> None:
+    """Compile every generated LaTeX table in a two-column test document (IEEEtran's 516 pt /
+    252 pt geometry) and fail on an overfull box over 1 pt or a float too large for the page.
+
+    ``nox -s paper -- RUN_DIR...`` checks those run directories' tables; without arguments it
+    builds demo-sized reports (21 models; classification, MOSI-like regression, IEMOCAP-like)
+    from the test fixtures and checks theirs. Skipped, saying so, where TeX is not installed."""
+    if shutil.which("pdflatex") is None:
+        session.skip("pdflatex not found: no TeX here (Debian: apt-get install texlive-latex-base "
+                     "texlive-latex-recommended); nothing was compiled")
+    _install(session, "test")
+    dirs = list(session.posargs)
+    if not dirs:
+        out = f"{session.create_tmp()}/paper-fixtures"
+        session.run("python", "tests/report_fixtures.py", out)
+        dirs = [f"{out}/classification", f"{out}/mosi", f"{out}/iemocap"]
+    session.run("python", "-m", "reports.texcheck", *dirs)

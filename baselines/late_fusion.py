@@ -5,6 +5,10 @@ video analysis"): each modality is classified on its own (here the unimodal base
 packed BiGRU encoder and two-layer head) and the per-modality logits (or scores) are
 averaged with softmax-normalised learned weights (initialised equal, i.e. a plain mean).
 
+Not to be confused with ``lf-dnn``, MMSA's "late fusion DNN": that one concatenates the
+modality *embeddings* and fuses them with a deep network (feature-level fusion); this one fuses
+the per-modality *decisions*. The two are different methods that share an everyday name.
+
 Defaults (``hidden=64``, ``dropout=0.2``) are the unimodal baselines' so the comparison is
 like for like; they are small enough to train on the CPU on the synthetic dataset.
 Utterance level: inputs ``[B, T, D]`` per modality with lengths.
@@ -20,9 +24,11 @@ from harness.data.types import DataSpec
 from harness.layers import SequenceEncoder, mlp
 from harness.models import BenchModel, ModelOutput, squeeze_regression
 from harness.registry import MODELS
+from harness.tuning import Choice, LogUniform, Uniform
 
 
-@MODELS.register("late-fusion", level="utterance", modalities=["text", "audio", "video"],
+@MODELS.register("late-fusion", search_space={"lr": LogUniform(3e-4, 1e-2), "dropout": Uniform(0.0, 0.5), "hidden": Choice([32, 64, 128])},
+                 level="utterance", modalities=["text", "audio", "video"],
                  paper="Snoek et al. 2005, Early versus late fusion in semantic video analysis")
 class LateFusion(BenchModel):
     """Per-modality BiGRU predictors whose outputs are averaged with learned weights."""

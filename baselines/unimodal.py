@@ -11,6 +11,7 @@ from harness.data.types import DataSpec
 from harness.layers import SequenceEncoder, mlp
 from harness.models import BenchModel, ModelOutput, squeeze_regression
 from harness.registry import MODELS
+from harness.tuning import Choice, LogUniform, Uniform
 
 
 class Unimodal(BenchModel):
@@ -32,21 +33,24 @@ class Unimodal(BenchModel):
         return ModelOutput(squeeze_regression(self.head(z), self.spec))
 
 
-@MODELS.register("text-only", level="utterance", modalities=["text"], paper="unimodal baseline")
+UNIMODAL_SPACE = {"lr": LogUniform(3e-4, 1e-2), "dropout": Uniform(0.0, 0.5), "hidden": Choice([32, 64, 128])}
+
+
+@MODELS.register("text-only", search_space=UNIMODAL_SPACE, level="utterance", modalities=["text"], paper="unimodal baseline")
 class TextOnly(Unimodal):
     """Text-only baseline: BiGRU over the word sequence."""
 
     modality = "text"
 
 
-@MODELS.register("audio-only", level="utterance", modalities=["audio"], paper="unimodal baseline")
+@MODELS.register("audio-only", search_space=UNIMODAL_SPACE, level="utterance", modalities=["audio"], paper="unimodal baseline")
 class AudioOnly(Unimodal):
     """Audio-only baseline: BiGRU over the acoustic frames."""
 
     modality = "audio"
 
 
-@MODELS.register("video-only", level="utterance", modalities=["video"], paper="unimodal baseline")
+@MODELS.register("video-only", search_space=UNIMODAL_SPACE, level="utterance", modalities=["video"], paper="unimodal baseline")
 class VideoOnly(Unimodal):
     """Video-only baseline: BiGRU over the visual frames."""
 

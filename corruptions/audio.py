@@ -1,6 +1,6 @@
 """Raw-audio corruptions of ``utt.raw.waveform`` (float32 ``[S]``, 16 kHz in the datasets).
 
-Randomness is drawn per utterance from :func:`corruptions.base.utterance_rng` (noise via a
+Randomness is drawn per utterance from :func:`harness.corruption.utterance_rng` (noise via a
 CPU ``torch.Generator`` seeded from it, so the noise is the same on every device); the signal
 processing (colouring, SNR scaling, gating, convolution, filtering) runs in torch on the
 corruption's ``device``, one utterance at a time, and on the CPU with one intra-op thread. So
@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from corruptions.base import RawCorruption, SeverityTable, UttContext
 from corruptions.schedules import check_schedule, gate, snr_for
+from harness.corruption import RawCorruption, SeverityTable, UttContext
 from harness.data.types import Utterance
 from harness.registry import CORRUPTIONS
 from harness.runtime import machine_independent_threads

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from corruptions.base import NO_EXTRACTOR, RawCorruption
+from harness.corruption import NO_EXTRACTOR, RawCorruption
 from harness.data.types import Dialogue, Utterance
 from harness.registry import DEFENSES
 from harness.runtime import machine_independent_threads

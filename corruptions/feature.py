@@ -5,14 +5,12 @@ Each acts on one modality's ``[T, D]`` float32 features and keeps shape and dtyp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import torch
 
-from corruptions.base import Corruption, SeverityTable, check_severity, utterance_rng
 from corruptions.schedules import check_schedule, gate, snr_for
-from harness.data.types import Dialogue, Utterance
+from harness.corruption import Corruption, SeverityTable
+from harness.data.types import Utterance
 from harness.registry import CORRUPTIONS
 
 
@@ -22,31 +20,14 @@ class FeatureCorruption(Corruption):
 
     level = "features"
 
-    def corrupt_utterance(self, utt: Utterance, severity: int, rng: np.random.Generator,
-                          position: float = 0.0) -> Utterance:
-        raise NotImplementedError
+    def check_utterance(self, utt: Utterance) -> None:
+        self._check(utt)
 
     def _check(self, utt: Utterance) -> torch.Tensor:
         if self.modality not in utt.features:
             raise ValueError(f"{self.name}: utterance {utt.uid!r} has no {self.modality!r} features "
                              f"(it has {sorted(utt.features)})")
         return utt.features[self.modality]
-
-    def __call__(self, dialogues: Sequence[Dialogue], severity: int, seed: int = 0) -> list[Dialogue]:
-        severity = check_severity(severity)
-        for d in dialogues:
-            for u in d.utterances:
-                self._check(u)
-        if severity == 0:
-            return list(dialogues)
-        out = []
-        for d in dialogues:
-            n = len(d.utterances)
-            utts = [self.corrupt_utterance(u, severity, utterance_rng(seed, self.name, self.modality, severity, u.uid),
-                                           i / (n - 1) if n > 1 else 0.0)
-                    for i, u in enumerate(d.utterances)]
-            out.append(Dialogue(d.dialogue_id, utts))
-        return out
 
 
 @CORRUPTIONS.register("feature-gaussian", level="features", parameter="snr_db")

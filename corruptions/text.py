@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from corruptions.base import RawCorruption, SeverityTable, UttContext
+from harness.corruption import RawCorruption, SeverityTable, UttContext
 from harness.data.types import Utterance
 from harness.registry import CORRUPTIONS
 

@@ -21,7 +21,7 @@ import numpy as np
 # which happens lazily in this module; an explicit value in the environment is kept.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from corruptions.base import RawCorruption, SeverityTable, UttContext
+from harness.corruption import RawCorruption, SeverityTable, UttContext
 from harness.data.types import Utterance
 from harness.registry import CORRUPTIONS
 

@@ -1,6 +1,6 @@
 """mcer-bench: benchmark and evaluation harness for multimodal emotion recognition.
 
-Public surface (DESIGN.md)::
+Public surface (docs/DESIGN.md)::
 
     from harness import MODELS, DATASETS, CORRUPTIONS, DEFENSES, EXTRACTORS
     from harness.data import DataSpec

@@ -1,5 +1,5 @@
-"""``python -m harness`` runs the mcer-bench command line."""
+"""``python -m harness`` runs the mcer-bench command line (the run layer's entry point)."""
 
-from harness.cli import main
+from harness.run.cli import main
 
 raise SystemExit(main())

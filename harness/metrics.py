@@ -1,65 +1,218 @@
-"""Metrics of ../shared/METRICS.md, returned as fractions (MAE and correlation as they are).
+"""The metric table: every metric's name, display name, scale, direction and definition, once.
 
-Classification: ``acc``, ``wf1``, ``mf1``, ``f1_<class>``. Sentiment regression (MMSA
-conventions, ``utils/metricsTop.py``): ``mae``, ``corr``, ``acc2_has0``, ``f1_has0``,
-``acc2_non0``, ``f1_non0``, ``acc5``, ``acc7``.
+Training (epoch selection), statistics (paired tests), tables and figures all read
+:data:`METRICS`; nothing else states a metric's direction or scale. Values are computed as
+fractions in [0, 1] (MAE and correlation as they are) by one vectorised function per metric,
+which scores ``R`` rows at once (``[R, M]`` arrays), so the same code gives a split's score and
+2,000 bootstrap resamples of it.
+
+Classification (``y``: labels, ``p``: predicted classes): ``acc``, ``wf1`` (weighted F1, the
+headline of conversation emotion recognition), ``mf1`` (macro F1), ``f1_<class>``.
+Sentiment regression (``y``, ``p``: scores in [-3, 3]; the conventions of MMSA's metrics,
+followed by most MOSI/MOSEI papers): ``mae``, ``corr``, ``acc2_has0`` / ``f1_has0`` (negative
+vs. non-negative over all utterances), ``acc2_non0`` / ``f1_non0`` (negative vs. positive,
+utterances labelled 0 removed), ``acc5`` and ``acc7`` (clip to [-2, 2] / [-3, 3], round, exact
+match). F1 follows scikit-learn's ``average='weighted'`` with ``zero_division=0``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-CLASSIFICATION_METRICS = ("acc", "wf1", "mf1")
-REGRESSION_METRICS = ("mae", "corr", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc5", "acc7")
-LOWER_IS_BETTER = frozenset({"mae"})
+RowMetric = Callable[[np.ndarray, np.ndarray, "int | None"], np.ndarray]
 
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric. ``fn(y, p, n_classes)`` scores each row of ``[R, M]`` arrays -> ``[R]``.
+
+    ``scale`` turns a value into its printed unit (100 for fractions printed as %, 1 for MAE
+    and correlation); ``decimals`` is the printed precision after scaling.
+    """
+
+    name: str
+    display: str
+    task: str
+    higher_is_better: bool
+    fn: RowMetric
+    scale: float = 100.0
+    decimals: int = 1
+    description: str = ""
+
+    @property
+    def unit(self) -> str:
+        return "%" if self.scale == 100.0 else ""
+
+    @property
+    def arrow(self) -> str:
+        """``↑`` or ``↓``: the direction marker tables and axis labels print."""
+        return "↑" if self.higher_is_better else "↓"
+
+    def label(self) -> str:
+        """Axis and column label: display name, unit and direction, e.g. ``wF1 (%) ↑``, ``MAE ↓``."""
+        return f"{self.display}{f' ({self.unit})' if self.unit else ''} {self.arrow}"
+
+    def format(self, value: float) -> str:
+        """``value`` (a fraction / raw value) in printed units, e.g. ``0.6123`` -> ``61.2``."""
+        return "–" if value is None or np.isnan(value) else f"{value * self.scale:.{self.decimals}f}"
+
+
+# ------------------------------------------------------------------ vectorised definitions
+
+def _f1_per_class(y: np.ndarray, p: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class F1 and support, ``[R, C]`` each (zero_division=0)."""
+    f1 = np.zeros((y.shape[0], n_classes))
+    support = np.zeros((y.shape[0], n_classes))
+    for c in range(n_classes):
+        yt, pt = y == c, p == c
+        tp = (yt & pt).sum(1)
+        denom = yt.sum(1) + pt.sum(1)
+        f1[:, c] = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
+        support[:, c] = yt.sum(1)
+    return f1, support
+
+
+def _weighted_f1(y: np.ndarray, p: np.ndarray, n_classes: int, valid: np.ndarray | None = None) -> np.ndarray:
+    """Support-weighted F1 over the entries where ``valid`` (all when None)."""
+    if valid is None:
+        f1, support = _f1_per_class(y, p, n_classes)
+        return (f1 * support).sum(1) / max(y.shape[1], 1)
+    # entries outside ``valid`` get class -1: they count for no class
+    f1, support = _f1_per_class(np.where(valid, y, -1), np.where(valid, p, -2), n_classes)
+    n = support.sum(1)
+    return np.where(n > 0, (f1 * support).sum(1) / np.maximum(n, 1), np.nan)
+
+
+def round_clip(v: np.ndarray, bound: float) -> np.ndarray:
+    """MMSA's Acc-5/Acc-7 binning: clip to ``[-bound, bound]`` and round to the nearest integer."""
+    return np.round(np.clip(v, -bound, bound))
+
+
+def _acc(y, p, _):
+    return (y == p).mean(1)
+
+
+def _wf1(y, p, n):
+    return _weighted_f1(y, p, n)
+
+
+def _mf1(y, p, n):
+    return _f1_per_class(y, p, n)[0].mean(1)
+
+
+def _mae(y, p, _):
+    return np.abs(y - p).mean(1)
+
+
+def _corr(y, p, _):
+    yc, pc = y - y.mean(1, keepdims=True), p - p.mean(1, keepdims=True)
+    den = np.sqrt((yc ** 2).sum(1) * (pc ** 2).sum(1))
+    return np.where(den > 0, (yc * pc).sum(1) / np.where(den > 0, den, 1), np.nan)
+
+
+def _acc2_has0(y, p, _):
+    return ((y >= 0) == (p >= 0)).mean(1)
+
+
+def _f1_has0(y, p, _):
+    return _weighted_f1((y >= 0).astype(int), (p >= 0).astype(int), 2)
+
+
+def _acc2_non0(y, p, _):
+    nz = y != 0
+    n = nz.sum(1)
+    return np.where(n > 0, (((y > 0) == (p > 0)) & nz).sum(1) / np.maximum(n, 1), np.nan)
+
+
+def _f1_non0(y, p, _):
+    return _weighted_f1((y > 0).astype(int), (p > 0).astype(int), 2, valid=y != 0)
+
+
+def _acc5(y, p, _):
+    return (round_clip(y, 2.0) == round_clip(p, 2.0)).mean(1)
+
+
+def _acc7(y, p, _):
+    return (round_clip(y, 3.0) == round_clip(p, 3.0)).mean(1)
+
+
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("acc", "Acc", "classification", True, _acc, description="accuracy over real utterances"),
+    Metric("wf1", "wF1", "classification", True, _wf1, description="support-weighted F1"),
+    Metric("mf1", "mF1", "classification", True, _mf1, description="macro F1 (mean over classes)"),
+    Metric("mae", "MAE", "regression", False, _mae, scale=1.0, decimals=3, description="mean absolute error"),
+    Metric("corr", "Corr", "regression", True, _corr, scale=1.0, decimals=3, description="Pearson correlation"),
+    Metric("acc2_has0", "Acc-2 (Has0)", "regression", True, _acc2_has0,
+           description="negative vs. non-negative (y >= 0), all utterances"),
+    Metric("f1_has0", "F1 (Has0)", "regression", True, _f1_has0, description="weighted F1 of the Has0 split"),
+    Metric("acc2_non0", "Acc-2 (Non0)", "regression", True, _acc2_non0,
+           description="negative vs. positive, utterances labelled 0 removed"),
+    Metric("f1_non0", "F1 (Non0)", "regression", True, _f1_non0, description="weighted F1 of the Non0 split"),
+    Metric("acc5", "Acc-5", "regression", True, _acc5, description="clip to [-2, 2], round, exact match"),
+    Metric("acc7", "Acc-7", "regression", True, _acc7, description="clip to [-3, 3], round, exact match"),
+)}
+CLASSIFICATION_METRICS = tuple(n for n, m in METRICS.items() if m.task == "classification")
+REGRESSION_METRICS = tuple(n for n, m in METRICS.items() if m.task == "regression")
+PER_CLASS_PREFIX = "f1_"
+
+
+def metric(name: str) -> Metric:
+    """The :class:`Metric` called ``name``; ``f1_<class>`` (per-class F1) is built on demand.
+
+    Unknown names raise ``KeyError`` listing the known ones.
+    """
+    if name in METRICS:
+        return METRICS[name]
+    if name.startswith(PER_CLASS_PREFIX):
+        cls = name[len(PER_CLASS_PREFIX):]
+        return Metric(name, f"F1 {cls}", "classification", True, _per_class_unavailable,
+                      description=f"F1 of class {cls!r}")
+    raise KeyError(f"unknown metric {name!r}; known: {', '.join(METRICS)} and f1_<class>")
+
+
+def _per_class_unavailable(y, p, n):  # per-class F1 needs the class index: computed in score()
+    raise ValueError("per-class F1 is computed by compute_metrics, not resampled")
+
+
+def higher_is_better(name: str) -> bool:
+    return metric(name).higher_is_better
+
+
+def default_metric(task: str) -> str:
+    """Headline metric: weighted F1 for classification, MAE for regression."""
+    return "wf1" if task == "classification" else "mae"
+
+
+def score_rows(name: str, y: np.ndarray, p: np.ndarray, n_classes: int | None = None) -> np.ndarray:
+    """``name`` of every row of ``[R, M]`` labels/classes (or scores) -> ``[R]``."""
+    return metric(name).fn(np.asarray(y), np.asarray(p), n_classes)
+
+
+# ------------------------------------------------------------------ one split's metrics
 
 def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str]) -> dict[str, float]:
     """Accuracy, weighted and macro F1 over all given classes, and per-class F1."""
-    from sklearn.metrics import accuracy_score, f1_score  # here: importing sklearn costs ~1 s per CLI call
-
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    if len(y_true) == 0:
+    y, p = np.asarray(y_true)[None], np.asarray(y_pred)[None]
+    if y.shape[1] == 0:
         raise ValueError("classification_metrics: no utterances to score")
-    labels = list(range(len(class_names)))
-    out = {
-        "acc": float(accuracy_score(y_true, y_pred)),
-        "wf1": float(f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)),
-        "mf1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
-    }
-    per_class = f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
-    for name, v in zip(class_names, per_class):
-        out[f"f1_{name}"] = float(v)
+    n = len(class_names)
+    out = {name: float(score_rows(name, y, p, n)[0]) for name in CLASSIFICATION_METRICS}
+    per_class = _f1_per_class(y, p, n)[0][0]
+    for cls, v in zip(class_names, per_class):
+        out[f"{PER_CLASS_PREFIX}{cls}"] = float(v)
     return out
-
-
-def _round_clip_acc(y: np.ndarray, p: np.ndarray, bound: float) -> float:
-    return float(np.mean(np.round(np.clip(y, -bound, bound)) == np.round(np.clip(p, -bound, bound))))
 
 
 def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[str, float]:
     """The MOSI/MOSEI sentiment set. Non-zero metrics are NaN when every label is zero."""
-    from sklearn.metrics import accuracy_score, f1_score
-
-    y, p = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
-    if len(y) == 0:
+    y = np.asarray(y_true, dtype=np.float64)[None]
+    p = np.asarray(y_pred, dtype=np.float64)[None]
+    if y.shape[1] == 0:
         raise ValueError("regression_metrics: no utterances to score")
-    out = {"mae": float(np.mean(np.abs(y - p)))}
-    out["corr"] = float(np.corrcoef(y, p)[0, 1]) if len(y) > 1 and y.std() > 0 and p.std() > 0 else float("nan")
-    has0_t, has0_p = y >= 0, p >= 0
-    out["acc2_has0"] = float(accuracy_score(has0_t, has0_p))
-    out["f1_has0"] = float(f1_score(has0_t, has0_p, average="weighted", zero_division=0))
-    nz = y != 0
-    if nz.any():
-        out["acc2_non0"] = float(accuracy_score(y[nz] > 0, p[nz] > 0))
-        out["f1_non0"] = float(f1_score(y[nz] > 0, p[nz] > 0, average="weighted", zero_division=0))
-    else:
-        out["acc2_non0"] = out["f1_non0"] = float("nan")
-    out["acc5"] = _round_clip_acc(y, p, 2.0)
-    out["acc7"] = _round_clip_acc(y, p, 3.0)
-    return out
+    return {name: float(score_rows(name, y, p)[0]) for name in REGRESSION_METRICS}
 
 
 def compute_metrics(task: str, y_true: np.ndarray, prediction: np.ndarray,
@@ -71,16 +224,3 @@ def compute_metrics(task: str, y_true: np.ndarray, prediction: np.ndarray,
         return classification_metrics(y_true, np.asarray(prediction).argmax(-1), class_names)
     return regression_metrics(y_true, prediction)
 
-
-def higher_is_better(metric: str) -> bool:
-    return metric not in LOWER_IS_BETTER
-
-
-def as_higher_better(metric: str, value: float) -> float:
-    """Map a metric so that higher is better (``mae`` -> ``1 - mae/3``, as METRICS.md allows)."""
-    return 1.0 - value / 3.0 if metric == "mae" else value
-
-
-def default_metric(task: str) -> str:
-    """Headline metric: weighted F1 for classification, MAE for regression."""
-    return "wf1" if task == "classification" else "mae"

@@ -17,19 +17,16 @@ explicit options over them, after checking the spec against the preset's dims an
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.data.types import DataSpec
-from harness.registry import RegistryError
+from harness.errors import PresetError
 
+if TYPE_CHECKING:
+    from harness.data.types import DataSpec
 
-class PresetError(RegistryError, ValueError):
-    """An unknown preset name, or a spec that does not fit the preset's reference configuration.
-
-    A :class:`RegistryError` (like an unknown name or option) and a ``ValueError`` (bad value).
-    """
+__all__ = ["Preset", "PresetError", "Reference", "block_params", "presets_of", "resolve_preset"]
 
 
 def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -102,6 +99,8 @@ class Preset:
 
     def spec(self) -> DataSpec:
         """The :class:`DataSpec` of the reference configuration (dims, task, classes, speakers)."""
+        from harness.data.types import DataSpec
+
         return DataSpec(dims=dict(self.dims), task=self.task,  # type: ignore[arg-type]
                         num_classes=self.num_classes if self.task == "classification" else None,
                         num_speakers=self.num_speakers or 1)
@@ -163,8 +162,3 @@ def block_params(model: Any, preset: Preset) -> dict[str, int]:
     return out
 
 
-def recipe_fields() -> set[str]:
-    """The keys a recipe may set: the fields of :class:`harness.train.TrainConfig`."""
-    from harness.train import TrainConfig
-
-    return {f.name for f in fields(TrainConfig)}

@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import socket
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -228,6 +230,17 @@ def plan_workers(device: torch.device | str, cores: int, cells: int, requested: 
     if requested is not None and requested > workers:
         reason += f"; {requested} requested, capped"
     return WorkerPlan(workers=workers, threads=max(1, cores // workers), device=str(device), reason=reason)
+
+
+def describe_node() -> str:
+    """The machine this process runs on, for provenance: its host name, and in a process
+    connected to Ray (a Ray worker) also ``/IP#NODE``: the node's address and the first 8 hex
+    digits of its Ray node id, which tells apart nodes that share a host or an address."""
+    host = socket.gethostname()
+    ray = sys.modules.get("ray")  # not imported: not a Ray process, and no reason to import it
+    if ray is not None and ray.is_initialized():
+        return f"{host}/{ray.util.get_node_ip_address()}#{ray.get_runtime_context().get_node_id()[:8]}"
+    return host
 
 
 def describe_device(device: torch.device) -> str:

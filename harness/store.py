@@ -11,8 +11,9 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
-from collections.abc import Iterable
-from contextlib import closing
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,9 @@ CREATE TABLE IF NOT EXISTS results (
     package_versions TEXT NOT NULL,
     device TEXT NOT NULL,
     wall_time_s REAL NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    node TEXT,
+    deterministic INTEGER
 );
 CREATE TABLE IF NOT EXISTS predictions (
     cell_key TEXT PRIMARY KEY REFERENCES results(cell_key),
@@ -71,7 +74,8 @@ CREATE TABLE IF NOT EXISTS trainings (
     params INTEGER,
     device TEXT NOT NULL,
     wall_time_s REAL NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    node TEXT
 );
 CREATE TABLE IF NOT EXISTS artifacts (
     kind TEXT NOT NULL,
@@ -79,6 +83,20 @@ CREATE TABLE IF NOT EXISTS artifacts (
     payload TEXT NOT NULL,
     created_at TEXT NOT NULL,
     PRIMARY KEY (kind, name)
+);
+CREATE TABLE IF NOT EXISTS trials (
+    tune_key TEXT NOT NULL,
+    trial INTEGER NOT NULL,
+    variant TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    params TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL,
+    status TEXT NOT NULL,
+    error TEXT,
+    train_key TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (tune_key, trial)
 );
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
@@ -89,7 +107,84 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 """
 
+CLEAN = "clean"
+"""The clean evaluation cell's corruption (and the clean training condition) in stored rows."""
+
+# Columns added after the first release, as (table, column, SQL type): a store written before
+# them gets them (empty) when it is next opened for writing, so old run directories resume.
+ADDED_COLUMNS = (("results", "node", "TEXT"), ("trainings", "node", "TEXT"), ("results", "deterministic", "INTEGER"))
+
 JSON_COLUMNS = ("model_options", "corruption_options", "metrics", "package_versions")
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+TABLES = ("results", "predictions", "trainings", "artifacts", "runs")
+
+
+class StoreError(ValueError):
+    """A result store that cannot be used: not an SQLite file, truncated or corrupt, or without
+    mcer-bench's tables. The message names the file and what is wrong with it."""
+
+
+def check_store(path: str | Path, allow_empty: bool = False) -> None:
+    """Raise :class:`StoreError` unless ``path`` is an intact result store; never writes.
+
+    It must start with the SQLite header, pass SQLite's ``quick_check`` (pages, indexes and
+    the file length the header records) and hold mcer-bench's tables. A 0-byte file is an
+    empty store: accepted with ``allow_empty`` (a run starts it), refused otherwise (a report
+    has nothing to read), and left as it is either way.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"result store {path} does not exist")
+    size = path.stat().st_size
+    if size == 0:
+        if allow_empty:
+            return
+        raise StoreError(f"result store {path} is an empty (0-byte) file: no run has stored anything in it")
+    try:
+        with open(path, "rb") as f:
+            header = f.read(100)
+    except OSError as exc:
+        raise StoreError(f"result store {path} is not readable: {exc.strerror or exc}") from None
+    if not header.startswith(SQLITE_HEADER):
+        raise StoreError(f"result store {path} is not an SQLite database: it does not start with the SQLite header "
+                         f"(its first bytes are {header[:8].hex(' ')}); it was overwritten or is another file")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    # the page count at offset 28 is valid when the "version-valid-for" number equals the change counter
+    pages = int.from_bytes(header[28:32], "big") if header[92:96] == header[24:28] else 0
+    if len(header) < 100 or (pages and page_size and size < pages * page_size):
+        raise StoreError(f"result store {path} is truncated: {size} bytes, but its header records {pages} pages "
+                         f"of {page_size} bytes ({pages * page_size} bytes)")
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0)) as con:
+            problems = [r[0] for r in con.execute("PRAGMA quick_check").fetchall()]
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"result store {path} is corrupt: {exc}") from None
+    if problems != ["ok"]:
+        raise StoreError(f"result store {path} is corrupt: {'; '.join(problems[:3])}")
+    missing = [t for t in TABLES if t not in tables]
+    if missing and tables:
+        raise StoreError(f"result store {path} is an SQLite database but not an mcer-bench result store: it lacks "
+                         f"the table(s) {', '.join(missing)} (it has {', '.join(sorted(tables))})")
+    if missing and not allow_empty:
+        raise StoreError(f"result store {path} holds no tables: no run has stored anything in it")
+
+
+_READ_ONLY: ContextVar[bool] = ContextVar("mcer_bench_store_read_only", default=False)
+
+
+@contextmanager
+def read_only_stores() -> Iterator[None]:
+    """Within this block every :class:`ResultStore` is opened read-only, whatever its caller
+    asks for: ``mcer-bench report`` builds its report inside it, so a report never writes to
+    the store it reads (not the schema, not a journal)."""
+    token = _READ_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _READ_ONLY.reset(token)
 
 
 def _npy(a: np.ndarray) -> bytes:
@@ -106,15 +201,29 @@ class ResultStore:
     """The run directory's ``results.sqlite``. Safe to open from several processes: SQLite
     serialises writers, and every write is one transaction."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+        """Open (and with ``read_only=False`` create) the store at ``path``. A read-only store
+        never writes: not the schema, not a journal mode; its write methods fail."""
         self.path = Path(path)
+        self.read_only = read_only = read_only or _READ_ONLY.get()
+        if read_only:
+            if not self.path.is_file():
+                raise FileNotFoundError(f"result store {self.path} does not exist")
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as con, con:
             con.executescript(SCHEMA)
+            for table, column, sql_type in ADDED_COLUMNS:
+                if column not in {r[1] for r in con.execute(f"PRAGMA table_info({table})")}:
+                    con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
 
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            return sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0)
         con = sqlite3.connect(self.path, timeout=60.0)
-        con.execute("PRAGMA journal_mode=WAL")
+        # A rollback journal rather than WAL: readers (report, --dry-run) open the file read-only
+        # and leave nothing behind, which a WAL database does not allow (its -wal/-shm files).
+        con.execute("PRAGMA journal_mode=DELETE")
         con.execute("PRAGMA synchronous=FULL")
         return con
 
@@ -167,6 +276,28 @@ class ResultStore:
             con.execute("INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?)",
                         (kind, name, json.dumps(payload, sort_keys=True), created_at))
 
+    def add_trial(self, row: dict[str, Any]) -> bool:
+        """Store one tuning trial (its parameters, validation value and status) unless that
+        ``(tune_key, trial)`` is stored already; True when written."""
+        values = {k: (json.dumps(v, sort_keys=True) if k == "params" else v) for k, v in row.items()}
+        cols, marks = ", ".join(values), ", ".join("?" for _ in values)
+        with closing(self._connect()) as con, con:
+            return con.execute(f"INSERT OR IGNORE INTO trials ({cols}) VALUES ({marks})",
+                               list(values.values())).rowcount == 1
+
+    def trials(self, tune_key: str | None = None) -> list[dict[str, Any]]:
+        """Stored trials (of one search, or all), in trial order."""
+        where, args = ("WHERE tune_key = ?", (tune_key,)) if tune_key is not None else ("", ())
+        with closing(self._connect()) as con:
+            con.row_factory = sqlite3.Row
+            try:
+                rows = con.execute(f"SELECT * FROM trials {where} ORDER BY tune_key, trial", args).fetchall()
+            except sqlite3.OperationalError as exc:  # a read-only store written before tuning existed
+                if "no such table" not in str(exc):
+                    raise
+                rows = []
+        return [{**dict(r), "params": json.loads(r["params"])} for r in rows]
+
     def delete_failed(self) -> int:
         """Delete every ``failed`` result row (failed rows carry no predictions); return how many.
 
@@ -178,34 +309,34 @@ class ResultStore:
             return con.execute("DELETE FROM results WHERE status = 'failed'").rowcount
 
     # -- reads ----------------------------------------------------------------------
+    def has_schema(self) -> bool:
+        """Whether the store's tables exist (False for a new or 0-byte file)."""
+        if self.path.stat().st_size == 0:
+            return False
+        with closing(self._connect()) as con:
+            return con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'results'").fetchone() \
+                is not None
+
     def artifacts(self, kind: str) -> dict[str, dict[str, Any]]:
         """``name -> payload`` of every artifact of ``kind`` (empty when there is none)."""
         with closing(self._connect()) as con:
             rows = con.execute("SELECT name, payload FROM artifacts WHERE kind = ? ORDER BY name", (kind,)).fetchall()
         return {r[0]: json.loads(r[1]) for r in rows}
 
+    def code_versions(self) -> dict[str, int]:
+        """``code version -> number of result rows`` it computed (empty for a new store)."""
+        with closing(self._connect()) as con:
+            rows = con.execute("SELECT code_version, COUNT(*) FROM results GROUP BY code_version").fetchall()
+        return {str(v): int(n) for v, n in rows}
+
     def stored_keys(self) -> set[str]:
         with closing(self._connect()) as con:
             return {r[0] for r in con.execute("SELECT cell_key FROM results")}
 
-    def has(self, cell_key: str) -> bool:
-        with closing(self._connect()) as con:
-            return con.execute("SELECT 1 FROM results WHERE cell_key = ?", (cell_key,)).fetchone() is not None
-
-    def training(self, train_key: str) -> dict[str, Any] | None:
-        with closing(self._connect()) as con:
-            con.row_factory = sqlite3.Row
-            r = con.execute("SELECT * FROM trainings WHERE train_key = ?", (train_key,)).fetchone()
-        if r is None:
-            return None
-        out = dict(r)
-        out["fit"] = json.loads(out["fit"])
-        return out
-
     def dataframe(self, table: str = "results") -> pd.DataFrame:
         """A table as a DataFrame; for ``results`` the metrics are expanded into columns."""
-        if table not in ("results", "trainings", "runs"):
-            raise ValueError(f"table must be 'results', 'trainings' or 'runs', got {table!r}")
+        if table not in ("results", "trainings", "runs", "trials"):
+            raise ValueError(f"table must be 'results', 'trainings', 'runs' or 'trials', got {table!r}")
         with closing(self._connect()) as con:
             df = pd.read_sql_query(f"SELECT * FROM {table}", con)
         if table == "results" and len(df):

@@ -1,6 +1,6 @@
 """Training with early stopping on the validation split, prediction and evaluation.
 
-Model selection only ever looks at the validation split (DESIGN.md rule 3). On CUDA the
+Model selection only ever looks at the validation split (docs/DESIGN.md rule 3). On CUDA the
 forward pass runs under autocast (bf16, or fp16 with a gradient scaler); on the CPU in fp32.
 
 Faults are stopped here, never turned into numbers: a non-finite training loss or validation
@@ -18,11 +18,12 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from harness import faults
 from harness.data.collate import Batch, collate_dialogues, collate_utterances, flat_output, flat_targets, flat_uids
@@ -154,6 +155,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def recipe_fields() -> set[str]:
+    """The keys a preset's training recipe may set: the fields of :class:`TrainConfig`."""
+    return {f.name for f in fields(TrainConfig)}
 
 
 def make_optimizer(params: Any, config: TrainConfig) -> torch.optim.Optimizer:
@@ -300,13 +306,26 @@ def evaluate(model: BenchModel, dialogues: Sequence[Dialogue], spec: DataSpec, d
     return compute_metrics(spec.task, preds.targets, preds.outputs, spec.names), preds
 
 
+def prediction_loss(task: str, targets: np.ndarray, outputs: np.ndarray) -> float:
+    """The unweighted task loss of stored predictions: mean cross-entropy of ``[M, C]`` logits
+    against labels, or mean absolute error of ``[M]`` scores (what ``valid_loss`` reports)."""
+    out = torch.as_tensor(outputs, dtype=torch.float32)
+    if task == "classification":
+        return float(F.cross_entropy(out, torch.as_tensor(targets, dtype=torch.long)))
+    return float((out - torch.as_tensor(targets, dtype=torch.float32)).abs().mean())
+
+
 def fit(model: BenchModel, dataset: BenchDataset, config: TrainConfig | None = None, seed: int = 0,
-        device: torch.device | str = "auto", progress: Callable[[dict[str, float]], None] | None = None) -> FitResult:
+        device: torch.device | str = "auto", progress: Callable[[dict[str, float]], None] | None = None,
+        on_step: Callable[[BenchModel], None] | None = None) -> FitResult:
     """Train ``model`` on ``dataset``'s train split, selecting the epoch on its valid split.
 
     On return the model holds the weights of the selected epoch. Raises
     :class:`DivergenceError` when the loss stops being finite. Out of memory, training starts
     again from the same initial weights and random state at half the batch size.
+    ``progress(row)`` sees each epoch's history row (train loss, learning rate, valid loss and
+    metrics); ``on_step(model)`` runs after each backward pass, before clipping and the optimiser
+    step (to read gradients, e.g. for diagnostics).
     """
     config = config or TrainConfig()
     device = select_device(device)
@@ -324,7 +343,7 @@ def fit(model: BenchModel, dataset: BenchDataset, config: TrainConfig | None = N
         torch.set_rng_state(cpu_rng)
         if cuda_rng is not None:
             torch.cuda.set_rng_state(cuda_rng, device)
-        return _fit(model, dataset, config, seed, device, progress, bs)
+        return _fit(model, dataset, config, seed, device, progress, bs, on_step)
 
     result, used, notes = with_batch_backoff(attempt, _batch_size(model, config),
                                              f"training {type(model).__name__} on {dataset.name!r}", device)
@@ -333,7 +352,8 @@ def fit(model: BenchModel, dataset: BenchDataset, config: TrainConfig | None = N
 
 
 def _fit(model: BenchModel, dataset: BenchDataset, config: TrainConfig, seed: int, device: torch.device,
-         progress: Callable[[dict[str, float]], None] | None, batch_size: int) -> FitResult:
+         progress: Callable[[dict[str, float]], None] | None, batch_size: int,
+         on_step: Callable[[BenchModel], None] | None = None) -> FitResult:
     spec = dataset.spec
     metric = config.selection_metric or default_metric(spec.task)
     better = higher_is_better(metric)
@@ -364,6 +384,8 @@ def _fit(model: BenchModel, dataset: BenchDataset, config: TrainConfig, seed: in
             if not torch.isfinite(loss):
                 raise DivergenceError(f"loss became {loss.item()} at epoch {epoch}, step {step}")
             scaler.scale(loss).backward()
+            if on_step is not None:
+                on_step(model)
             if config.grad_clip:
                 scaler.unscale_(optimizer)
                 if config.grad_clip_mode == "value":
@@ -375,13 +397,14 @@ def _fit(model: BenchModel, dataset: BenchDataset, config: TrainConfig, seed: in
             losses.append(loss.item())
             faults.hit("train-step")
         try:
-            valid, _ = evaluate(model, dataset.splits["valid"], spec, device)
+            valid, valid_preds = evaluate(model, dataset.splits["valid"], spec, device)
         except NonFiniteOutputError as exc:
             raise DivergenceError(f"validation outputs became non-finite at epoch {epoch}: {exc}") from exc
         score = valid[metric]
         if math.isnan(score):
             raise DivergenceError(f"validation {metric} is NaN at epoch {epoch}")
         row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "lr": optimizer.param_groups[0]["lr"],
+               "valid_loss": prediction_loss(spec.task, valid_preds.targets, valid_preds.outputs),
                **{f"valid_{k}": v for k, v in valid.items()}}
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step(score)

@@ -27,7 +27,9 @@ from harness.data.types import DataSpec
 from harness.models import BenchModel, ModelOutput
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
+from harness.tuning import Choice, LogUniform, Uniform
 from mcer._dropout import Dropout
+from mcer.ablation import ABLATION_SETS
 from mcer.denoise import ATTENTION_VARIANTS, DenoisingEncoder
 from mcer.encodings import InputProjection, PositionalEncoding, SpeakerEmbedding
 from mcer.fusion import CrossModalDiffusion
@@ -144,40 +146,51 @@ class MCER(BenchModel):
         return mcer_loss(lambda p: self.task_loss(p, batch, class_weights), output.prediction, per, self.aux_weight)
 
 
-MODELS.register("mcer", level="dialogue", modalities=list(MODS), paper="arXiv 2603.25752")(MCER)
+SEARCH_SPACE = {"lr": LogUniform(3e-4, 1e-2), "weight_decay": LogUniform(1e-6, 1e-3), "dropout": Uniform(0.0, 0.5),
+                "hidden": Choice([32, 64, 128])}
+"""What tuning may change in ``mcer`` (heads stays 4, which divides every hidden size here)."""
+
+MODELS.register("mcer", level="dialogue", modalities=list(MODS), paper="arXiv 2603.25752",
+                model_sets=ABLATION_SETS, search_space=SEARCH_SPACE)(MCER)
 
 REFERENCE_FIXED = dict(denoiser="diff-shift", graphs="both", fusion="symmetric", filter_gates=True, aux_loss=True,
                        aux_weight=0.1, graph_dropout=0.2, attn_scale="model", reference_masking=True)
 """The released code's choices that are not sizes: fixed in ``mcer-reference``."""
 
-_RELEASED = dict(repo="liuying2023912/ReDiFu", path="model.py", commit="b1cf3175bca1343f649f906f1ba763c1881f949a")
-# train.py: Adam(lr, weight_decay=--l2), CosineAnnealingLR(T_max=50, eta_min=1e-6) stepped once per epoch, no
-# gradient clipping; IEMOCAP weights the NLL by these per-class constants, MELD trains unweighted.
 _IEMOCAP_CLASS_WEIGHTS = [1 / 0.086747, 1 / 0.144406, 1 / 0.227883, 1 / 0.160585, 1 / 0.127711, 1 / 0.252668]
+
+
+def _released(script: str, params: int, lr: float, epochs: int, **recipe: object) -> dict[str, object]:
+    """The parts of a preset the released code fixes for every dataset: its training recipe
+    (train.py: Adam with ``--l2`` weight decay, ``CosineAnnealingLR(T_max=50, eta_min=1e-6)``
+    stepped once per epoch, batches of 16 dialogues, no gradient clipping) and its reference."""
+    return dict(
+        recipe=dict(optimizer="adam", lr=lr, weight_decay=5e-5, lr_schedule="cosine",
+                    schedule_options={"T_max": 50, "eta_min": 1e-6}, epochs=epochs, dialogue_batch_size=16,
+                    grad_clip=None, **recipe),
+        reference=Reference(repo="liuying2023912/ReDiFu", path="model.py",
+                            commit="b1cf3175bca1343f649f906f1ba763c1881f949a",
+                            config=f"{script} (train.py for the recipe)", params=params,
+                            notes="padding leaks kept (see mcer); the released script picks the epoch on test, "
+                                  "mcer-bench on validation"),
+    )
+
+
+# IEMOCAP weights the NLL by the per-class constants above; MELD trains unweighted.
 PRESETS: dict[str, Preset] = {
     "iemocap": Preset(
         options=dict(hidden=512, heads=64, fusion_heads=32, dropout=0.5, window=20, positional="rotary",
                      residual_scale=0.5, gelu_coef=0.5, head_activation="leaky_relu", head_residual=True,
                      logit_weights=(1.0, 1.0, 0.4)),
         dims={"text": 1024, "audio": 1582, "video": 342}, task="classification", num_classes=6, num_speakers=2,
-        recipe=dict(optimizer="adam", lr=1e-4, weight_decay=5e-5, lr_schedule="cosine",
-                    schedule_options={"T_max": 50, "eta_min": 1e-6}, epochs=50, dialogue_batch_size=16,
-                    grad_clip=None, class_weights=_IEMOCAP_CLASS_WEIGHTS),
-        reference=Reference(**_RELEASED, config="run_iemocap.sh (train.py for the recipe)", params=45_632_150,
-                            notes="padding leaks kept (see mcer); the released script picks the epoch on test, "
-                                  "mcer-bench on validation"),
+        **_released("run_iemocap.sh", 45_632_150, lr=1e-4, epochs=50, class_weights=_IEMOCAP_CLASS_WEIGHTS),
     ),
     "meld": Preset(
         options=dict(hidden=256, heads=16, fusion_heads=16, dropout=0.6, window=25, positional="sinusoidal",
                      residual_scale=1.0, gelu_coef=0.66, head_activation="relu", head_residual=False,
                      logit_weights=(3.0, 1.0, 0.3)),
         dims={"text": 1024, "audio": 300, "video": 342}, task="classification", num_classes=7, num_speakers=9,
-        recipe=dict(optimizer="adam", lr=5e-5, weight_decay=5e-5, lr_schedule="cosine",
-                    schedule_options={"T_max": 50, "eta_min": 1e-6}, epochs=20, dialogue_batch_size=16,
-                    grad_clip=None),
-        reference=Reference(**_RELEASED, config="run_meld.sh (train.py for the recipe)", params=11_480_467,
-                            notes="padding leaks kept (see mcer); the released script picks the epoch on test, "
-                                  "mcer-bench on validation"),
+        **_released("run_meld.sh", 11_480_467, lr=5e-5, epochs=20),
     ),
 }
 

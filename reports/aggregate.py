@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
-from harness.sweep import CLEAN
+from harness.store import CLEAN
 
 
 def bootstrap_ci(values: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
@@ -19,6 +21,13 @@ def bootstrap_ci(values: np.ndarray, n_boot: int = 2000, level: float = 0.95, se
     means = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
     lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
     return float(lo), float(hi)
+
+
+def _first(g: pd.DataFrame, col: str) -> str:
+    """The first stored value of ``col`` in ``g`` ("" when none)."""
+    if col not in g.columns or not g[col].notna().any():
+        return ""
+    return str(g[col].dropna().iloc[0])
 
 
 def curves(df: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -48,5 +57,17 @@ def curves(df: pd.DataFrame, metric: str) -> pd.DataFrame:
         rows.append({**dict(zip(keys, key)), "mean": float(ok.mean()) if len(ok) else float("nan"),
                      "std": float(ok.std(ddof=1)) if len(ok) > 1 else 0.0, "ci_low": lo, "ci_high": hi,
                      "n_seeds": len(ok), "failed": int((g["status"] != "ok").sum()),
-                     "parameter_value": g["parameter_value"].dropna().iloc[0] if g["parameter_value"].notna().any() else ""})
+                     "parameter": _first(g, "parameter"), "parameter_value": _first(g, "parameter_value")})
     return pd.DataFrame(rows)
+
+
+def model_groups(labels: Sequence[str], full_model: str | None = None,
+                 ablated: Sequence[str] = ()) -> list[list[str]]:
+    """Row order of tables and heatmaps: ``[[full model, baselines...], [ablation variants...]]``
+    (each group sorted by name, the full model first; empty groups left out)."""
+    labels = list(dict.fromkeys(labels))
+    variants = [x for x in sorted(labels) if x in set(ablated) and x != full_model]
+    main = sorted(x for x in labels if x not in set(variants) and x != full_model)
+    if full_model in labels:
+        main.insert(0, full_model)
+    return [g for g in (main, variants) if g]

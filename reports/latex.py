@@ -1,28 +1,32 @@
-"""Paper-ready tables: LaTeX (booktabs) with a Markdown twin of the same rows.
+"""Paper tables: LaTeX (booktabs) that fits a two-column page, with a Markdown and HTML twin.
 
-Every builder returns ``(latex, markdown)``. Fractions are printed ×100 (``mae`` and ``corr``
-as they are), ``mean ± std`` across seeds, best value per column in bold (per block, where a
-table has blocks separated by ``\\midrule``). LaTeX needs ``\\usepackage{booktabs}``.
+A :class:`Table` holds cells as plain text. Its LaTeX picks the float for its width: a
+``table`` when its estimated natural width fits ``\\columnwidth`` of a two-column paper
+(IEEEtran: 252 pt), else a ``table*`` spanning ``\\textwidth`` (516 pt); the font shrinks
+(``\\small`` -> ``\\footnotesize`` -> ``\\scriptsize``) until the estimate fits, and a table
+longer than :data:`MAX_ROWS_PER_FLOAT` rows is split into several floats ("continued"). The
+estimate is checked against real TeX by ``nox -s paper``. LaTeX needs ``\\usepackage{booktabs}``.
 
-Builders: :func:`main_results_table` (clean scores), :func:`robustness_table` (AURC, CE, drop at
-the worst severity from :mod:`reports.robustness`), :func:`ablation_rows` +
-:func:`ablation_table` (variants vs the full model with paired tests and Holm's correction),
-:func:`severity_table` (corruption parameter per severity), :func:`dataset_cards_table`.
+Builders of the report's tables live in :mod:`reports.main_table`,
+:mod:`reports.robustness_tables`, :mod:`reports.ablation_table` and :mod:`reports.info_tables`;
+every builder returns a :class:`Table`.
 """
 
 from __future__ import annotations
 
+import html
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from harness.metrics import as_higher_better, higher_is_better
-from reports.aggregate import CLEAN, bootstrap_ci
-from reports.stats import concat_records, holm, paired_bootstrap, seed_summary
+COLUMN_WIDTH_PT = 252.0  # \columnwidth of IEEEtran (acmart: 241 pt; our estimate keeps a margin)
+TEXT_WIDTH_PT = 516.0  # \textwidth of IEEEtran and acmart's sigconf (7.16 in / 7 in)
+MAX_ROWS_PER_FLOAT = 40  # body rows one float holds (a page of a two-column paper fits about 55)
+TABCOLSEP_PT = 4.0
+FONT_SIZES = ((r"\small", 9.0), (r"\footnotesize", 8.0), (r"\scriptsize", 7.0))
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
@@ -33,24 +37,46 @@ def escape(text: Any) -> str:
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
 
 
-_UNICODE = {"±": r"$\pm$", "†": r"$^\dagger$", "–": "--", "−": "-", "↓": r"$\downarrow$", "∞": r"$\infty$",
-            "Δ": r"$\Delta$", "<": r"$<$", ">": r"$>$"}
+_UNICODE = {"±": r"$\pm$", "†": r"$^\dagger$", "–": "--", "−": "-", "↓": r"$\downarrow$", "↑": r"$\uparrow$",
+            "∞": r"$\infty$", "Δ": r"$\Delta$", "<": r"$<$", ">": r"$>$", "×": r"$\times$", "≥": r"$\geq$",
+            "≤": r"$\leq$", "·": r"$\cdot$"}
 
 
-def _tex(text: Any) -> str:
-    """Escaped LaTeX with the table's Unicode symbols as math."""
+def tex(text: Any) -> str:
+    """Escaped LaTeX with the tables' Unicode symbols as math."""
     return "".join(_UNICODE.get(ch, ch) for ch in escape(text))
 
 
-def scale_of(metric: str) -> float:
-    """100 for fractions, 1 for ``mae`` / ``corr``."""
-    return 1.0 if metric in ("mae", "corr") else 100.0
+# Widths of Computer Modern at 10 pt, in em, coarse but on the safe side: digits are 0.5 em,
+# lower-case letters about 0.5 em on average, capitals 0.72 em, symbols as math.
+_WIDE = {"±": 0.78, "†": 0.5, "↓": 1.0, "↑": 1.0, "Δ": 0.83, "×": 0.78, "—": 1.0, "–": 0.5, " ": 0.33, ".": 0.28,
+         ",": 0.28, "(": 0.39, ")": 0.39, "%": 0.83, "-": 0.33, "=": 0.78, "[": 0.28, "]": 0.28, "@": 0.78}
+
+
+def text_width_em(text: str, bold: bool = False) -> float:
+    """Estimated width of ``text`` in em of the table's font (bold 10% wider)."""
+    w = 0.0
+    for ch in str(text):
+        if ch in _WIDE:
+            w += _WIDE[ch]
+        elif ch.isdigit():
+            w += 0.5
+        elif ch.isupper():
+            w += 0.72
+        elif ch in "ilj'|!:;":
+            w += 0.28
+        elif ch in "mw":
+            w += 0.8
+        else:
+            w += 0.5
+    return w * (1.1 if bold else 1.0)
 
 
 @dataclass
 class Table:
-    """Cells as plain text (``±`` is converted for LaTeX); ``bold[i][j]`` marks best cells;
-    ``blocks`` are row indices after which a ``\\midrule`` is drawn."""
+    """Cells as plain text (``±``, ``↓``, ``Δ`` become math in LaTeX); ``bold[i][j]`` marks best
+    cells; ``blocks`` are row indices after which a ``\\midrule`` is drawn. A header cell may hold
+    ``\\n``: its lines stack in LaTeX and HTML and are joined by a space in Markdown."""
 
     header: list[str]
     rows: list[list[str]]
@@ -67,30 +93,89 @@ class Table:
                 raise ValueError(f"table row {i} has {len(r)} cells, header has {len(self.header)}: {r}")
         if not self.bold:
             self.bold = [[False] * len(self.header) for _ in self.rows]
+        if len(self.bold) != len(self.rows) or any(len(b) != len(self.header) for b in self.bold):
+            raise ValueError(f"bold must be {len(self.rows)} rows of {len(self.header)} flags")
         if not self.align:
             self.align = "l" + "r" * (len(self.header) - 1)
         if len(self.align) != len(self.header):
             raise ValueError(f"align {self.align!r} has {len(self.align)} columns, header has {len(self.header)}")
 
-    def latex(self) -> str:
-        def cell(text: str, b: bool) -> str:
-            t = _tex(text)
-            return rf"\textbf{{{t}}}" if b else t
+    # -- layout ------------------------------------------------------------------------
+    def natural_width_em(self) -> float:
+        """Estimated width of the tabular in em: widest cell of each column plus the column gaps."""
+        widths = []
+        for j, h in enumerate(self.header):
+            w = max(text_width_em(line, bold=True) for line in h.split("\n"))
+            for r, b in zip(self.rows, self.bold):
+                w = max(w, text_width_em(r[j], b[j]))
+            widths.append(w)
+        return sum(widths)
 
-        lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{self.align}}}", r"\toprule",
-                 " & ".join(_tex(h) for h in self.header) + r" \\", r"\midrule"]
-        for i, (r, b) in enumerate(zip(self.rows, self.bold)):
-            lines.append(" & ".join(cell(c, x) for c, x in zip(r, b)) + r" \\")
-            if i in self.blocks and i != len(self.rows) - 1:
-                lines.append(r"\midrule")
-        lines += [r"\bottomrule", r"\end{tabular}"]
-        caption = self.caption + (" " + self.note if self.note else "")
-        if caption:
-            lines.append(rf"\caption{{{_tex(caption)}}}")
-        if self.label:
-            lines.append(rf"\label{{{self.label}}}")
-        lines.append(r"\end{table}")
-        return "\n".join(lines) + "\n"
+    def layout(self) -> tuple[str, str, float]:
+        """``(environment, font size command, estimated width in pt)``: the narrowest float and
+        the largest font whose estimate fits; ``table*`` with ``\\scriptsize`` when nothing fits
+        (``nox -s paper`` then reports the overfull box)."""
+        em = self.natural_width_em()
+        gaps = 2 * TABCOLSEP_PT * len(self.header)
+        for env, limit in (("table", COLUMN_WIDTH_PT), ("table*", TEXT_WIDTH_PT)):
+            for size, pt in FONT_SIZES[: 2 if env == "table" else 3]:
+                width = em * pt + gaps
+                if width <= limit:
+                    return env, size, width
+        size, pt = FONT_SIZES[-1]
+        return "table*", size, em * pt + gaps
+
+    def chunks(self) -> list[tuple[int, int]]:
+        """Row ranges ``[start, end)`` of the floats the table is split into."""
+        n = len(self.rows)
+        if n <= MAX_ROWS_PER_FLOAT:
+            return [(0, n)]
+        k = math.ceil(n / MAX_ROWS_PER_FLOAT)
+        size = math.ceil(n / k)
+        return [(i, min(i + size, n)) for i in range(0, n, size)]
+
+    # -- output ------------------------------------------------------------------------
+    def _header_latex(self) -> list[str]:
+        parts = [h.split("\n") for h in self.header]
+        depth = max(len(p) for p in parts)
+        lines = []
+        for k in range(depth):
+            cells = []
+            for j, p in enumerate(parts):
+                # stacked header lines: pad at the top so the last line sits on the rule
+                line = p[k - (depth - len(p))] if k >= depth - len(p) else ""
+                cells.append(tex(line) if j == 0 else rf"\multicolumn{{1}}{{{self.align[j]}}}{{{tex(line)}}}"
+                             if line else "")
+            lines.append(" & ".join(cells) + r" \\")
+        return lines
+
+    def latex(self) -> str:
+        """One or more floats (see :meth:`chunks`), each with the full header and caption."""
+        env, size, _ = self.layout()
+
+        def cell(text: str, b: bool) -> str:
+            t = tex(text)
+            return rf"\textbf{{{t}}}" if b and t else t
+
+        out = []
+        chunks = self.chunks()
+        for n, (start, end) in enumerate(chunks):
+            lines = [rf"\begin{{{env}}}[t]", r"\centering", size, rf"\setlength{{\tabcolsep}}{{{TABCOLSEP_PT:g}pt}}"]
+            caption = self.caption + (" " + self.note if self.note else "")
+            if len(chunks) > 1:
+                caption = f"{self.caption} (part {n + 1} of {len(chunks)})" + (" " + self.note if self.note else "")
+            if caption:
+                lines.append(rf"\caption{{{tex(caption)}}}")
+            if self.label:
+                lines.append(rf"\label{{{self.label}{'' if n == 0 else f'-{n + 1}'}}}")
+            lines += [rf"\begin{{tabular}}{{{self.align}}}", r"\toprule", *self._header_latex(), r"\midrule"]
+            for i in range(start, end):
+                lines.append(" & ".join(cell(c, x) for c, x in zip(self.rows[i], self.bold[i])) + r" \\")
+                if i in self.blocks and i != end - 1:
+                    lines.append(r"\midrule")
+            lines += [r"\bottomrule", r"\end{tabular}", rf"\end{{{env}}}"]
+            out.append("\n".join(lines))
+        return "\n\n".join(out) + "\n"
 
     def markdown(self) -> str:
         def cell(text: str, b: bool) -> str:
@@ -101,23 +186,34 @@ class Table:
         lines = []
         if self.caption:
             lines += [f"**{self.caption}**", ""]
-        lines += ["| " + " | ".join(self.header) + " |", "|" + "|".join(aligns) + "|"]
+        lines += ["| " + " | ".join(h.replace("\n", " ") for h in self.header) + " |", "|" + "|".join(aligns) + "|"]
         lines += ["| " + " | ".join(cell(c, x) for c, x in zip(r, b)) + " |" for r, b in zip(self.rows, self.bold)]
         if self.note:
             lines += ["", self.note]
         return "\n".join(lines) + "\n"
 
+    def html(self) -> str:
+        """The table as an HTML ``<table>`` with its caption (for index.html); best cells bold,
+        block boundaries as a thicker rule."""
+        align = {"l": "left", "r": "right", "c": "center"}
+        head = "".join(f"<th style='text-align:{align[a]}'>{'<br>'.join(html.escape(x) for x in h.split(chr(10)))}</th>"
+                       for h, a in zip(self.header, self.align))
+        body = []
+        for i, (r, b) in enumerate(zip(self.rows, self.bold)):
+            cls = " class='block-end'" if i in self.blocks and i != len(self.rows) - 1 else ""
+            tds = "".join(f"<td style='text-align:{align[a]}'>{'<b>' + html.escape(c) + '</b>' if x and c else html.escape(c)}</td>"
+                          for c, x, a in zip(r, b, self.align))
+            body.append(f"<tr{cls}>{tds}</tr>")
+        ident = f" id='{html.escape(self.label)}'" if self.label else ""
+        note = f"<p class='note'>{html.escape(self.note)}</p>" if self.note else ""
+        return (f"<table{ident}><caption>{html.escape(self.caption)}</caption><thead><tr>{head}</tr></thead>"
+                f"<tbody>{''.join(body)}</tbody></table>{note}")
+
     def both(self) -> tuple[str, str]:
         return self.latex(), self.markdown()
 
 
-def _pm(mean: float, std: float, scale: float, digits: int) -> str:
-    if mean is None or math.isnan(mean):
-        return "–"
-    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
-
-
-def _best_mask(values: Sequence[float], higher: bool, digits: int | None = None) -> list[bool]:
+def best_mask(values: Sequence[float], higher: bool, digits: int | None = None) -> list[bool]:
     """True where ``values`` equal the best (ties all bold; NaN never); compare at printed precision."""
     v = np.asarray(values, dtype=float)
     if digits is not None:
@@ -128,270 +224,18 @@ def _best_mask(values: Sequence[float], higher: bool, digits: int | None = None)
     return [bool(x == best) for x in v]
 
 
-def _ok_rows(df: pd.DataFrame) -> pd.DataFrame:
-    d = df.copy()
-    d["defense"] = d["defense"].fillna("none")
-    return d[d["status"] == "ok"]
+def fmt(value: float, digits: int) -> str:
+    """``value`` with ``digits`` decimals, ``–`` for NaN, never ``-0.0``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
-def _one_dataset(df: pd.DataFrame, dataset: str | None, who: str) -> tuple[pd.DataFrame, str]:
-    names = sorted(df["dataset"].unique())
-    if dataset is None:
-        if len(names) != 1:
-            raise ValueError(f"{who}: the results hold datasets {names}; pass dataset=")
-        dataset = names[0]
-    elif dataset not in names:
-        raise ValueError(f"{who}: dataset {dataset!r} not in the results; available {names}")
-    return df[df["dataset"] == dataset], dataset
-
-
-# ------------------------------------------------------------------------------------ main results
-
-def main_results_table(df: pd.DataFrame, metrics: Sequence[str], dataset: str | None = None,
-                       digits: int = 1) -> tuple[str, str]:
-    """Clean test scores: one row per model variant, one column per metric, mean ± std over
-    seeds, best mean per column in bold. ``df`` is ``ResultStore.dataframe()``."""
-    for m in metrics:
-        if f"metric_{m}" not in df.columns:
-            raise ValueError(f"main_results_table: metric {m!r} not in the results; available "
-                             f"{sorted(c[7:] for c in df.columns if c.startswith('metric_'))}")
-    d = _ok_rows(df)
-    d = d[(d["corruption"] == CLEAN) & (d["defense"] == "none")]
-    d, dataset = _one_dataset(d, dataset, "main_results_table")
-    if d.empty:
-        raise ValueError(f"main_results_table: no successful clean rows for dataset {dataset!r}")
-    variants = sorted(d["variant"].unique())
-    stats = {(v, m): seed_summary(d[d["variant"] == v][f"metric_{m}"].to_numpy(dtype=float))
-             for v in variants for m in metrics}
-    rows = [[v] + [_pm(stats[v, m]["mean"], stats[v, m]["std"], scale_of(m), digits) for m in metrics]
-            for v in variants]
-    cols = [_best_mask([stats[v, m]["mean"] * scale_of(m) for v in variants], higher_is_better(m), digits)
-            for m in metrics]
-    bold = [[False] + [cols[j][i] for j in range(len(metrics))] for i in range(len(variants))]
-    header = ["Model"] + [m + ("" if scale_of(m) == 1 else " (%)") + ("↓" if not higher_is_better(m) else "")
-                          for m in metrics]
-    n = int(d.groupby("variant")["seed"].nunique().max())
-    t = Table(header, rows, bold, caption=f"Clean test results on {dataset}.",
-              label=f"tab:main-{dataset}", note=f"Mean ± std over {n} seed(s); best in bold.")
-    return t.both()
-
-
-# ------------------------------------------------------------------------------ robustness summary
-
-def robustness_table(rob: pd.DataFrame, dataset: str | None = None, reference: str | None = None,
-                     digits: int = 1) -> tuple[str, str]:
-    """Rows model × corruption (blocks per corruption): clean score, AURC, CE (when
-    ``reference`` was used), relative drop at the worst severity present; from
-    :func:`reports.robustness.robustness_summary`. Best per block in bold (drop and CE: lowest)."""
-    if rob.empty:
-        raise ValueError("robustness_table: empty robustness summary")
-    rob, dataset = _one_dataset(rob, dataset, "robustness_table")
-    drops = sorted((c for c in rob.columns if c.startswith("rel_drop_")), key=lambda c: int(c.split("_")[-1]))
-    if not drops:
-        raise ValueError("robustness_table: the summary has no rel_drop_<s> column (no severity > 0)")
-    worst = drops[-1]
-    has_ce = "ce" in rob.columns
-    cols = [("m0", "Clean (%)", True, 100.0), ("aurc", "AURC (%)", True, 100.0)]
-    if has_ce:
-        cols.append(("ce", "CE (%)↓", False, 100.0))
-    cols.append((worst, f"Drop@{worst.split('_')[-1]} (%)↓", False, 100.0))
-    rows, bold, blocks = [], [], []
-    for corr, g in rob.groupby("corruption", sort=True):
-        g = g.sort_values("variant")
-        masks = [_best_mask(g[c].to_numpy(dtype=float) * s, hi, digits) for c, _, hi, s in cols]
-        for i, (_, r) in enumerate(g.iterrows()):
-            rows.append([r["variant"], corr] + [("–" if math.isnan(r[c]) else f"{r[c] * s:.{digits}f}")
-                                                 for c, _, _, s in cols])
-            bold.append([False, False] + [m[i] for m in masks])
-        blocks.append(len(rows) - 1)
-    note = "AURC: area under the severity curve / number of intervals; Drop: (m0 − m_s)/m0."
-    if has_ce:
-        note += f" CE: corruption error relative to {reference or 'the reference model'} (= 100)."
-    t = Table(["Model", "Corruption"] + [h for _, h, _, _ in cols], rows, bold, blocks, align="ll" + "r" * len(cols),
-              caption=f"Robustness summary on {dataset}.", label=f"tab:robustness-{dataset}", note=note)
-    return t.both()
-
-
-# -------------------------------------------------------------------------------------- ablation
-
-_PAIR_KEYS = ["dataset", "seed", "corruption", "severity", "defense", "split"]
-
-
-def _pooled_record(cells: pd.DataFrame, predictions: Callable[[str], Mapping[str, Any] | None]) -> dict[str, Any] | None:
-    recs, prefixes = [], []
-    for _, r in cells.iterrows():
-        rec = predictions(r["cell_key"])
-        if rec is None:
-            return None
-        recs.append(rec)
-        prefixes.append(str(r["seed"]))
-    return concat_records(recs, prefixes) if recs else None
-
-
-def ablation_rows(df: pd.DataFrame, metric: str, full: str, variants: Sequence[str] | None = None,
-                  corruption: str | None = None, dataset: str | None = None,
-                  predictions: Callable[[str], Mapping[str, Any] | None] | None = None,
-                  n_boot: int = 2000, alpha: float = 0.05, seed: int = 0) -> pd.DataFrame:
-    """Each ablation variant against the ``full`` model, clean and at the worst condition.
-
-    The worst condition is the highest severity of ``corruption``; with ``corruption=None`` it is
-    the (corruption, highest severity) where the full model's mean score is lowest. For each
-    setting and variant: means ± std over seeds, ``delta = variant − full`` (metric units) with
-    a CI and p-value. With ``predictions`` (e.g. ``store.predictions``) the test is a paired
-    bootstrap over utterances, pooled over the seeds both models ran (pairs matched on
-    dataset, seed, corruption, severity, defense, split); without it the CI is a bootstrap over
-    per-seed differences and ``p`` is NaN. ``p_holm`` is Holm-adjusted over all rows;
-    ``significant`` is ``p_holm < alpha``.
-
-    Returns columns: variant, setting ("clean"/"worst"), condition, mean, std, full_mean,
-    full_std, delta, ci_low, ci_high, p, p_holm, significant, n_seeds.
-    """
-    col = f"metric_{metric}"
-    if col not in df.columns:
-        raise ValueError(f"ablation_rows: metric {metric!r} not in the results")
-    d = _ok_rows(df)
-    d = d[d["defense"] == "none"]
-    d, dataset = _one_dataset(d, dataset, "ablation_rows")
-    if full not in set(d["variant"]):
-        raise ValueError(f"ablation_rows: full model {full!r} not among variants {sorted(d['variant'].unique())}")
-    variants = [v for v in (variants or sorted(d["variant"].unique())) if v != full]
-    unknown = sorted(set(variants) - set(d["variant"]))
-    if unknown:
-        raise ValueError(f"ablation_rows: variants {unknown} not in the results; available {sorted(d['variant'].unique())}")
-    corrupted = d[(d["corruption"] != CLEAN) & (d["variant"] == full)]
-    if corruption is not None:
-        corrupted = corrupted[corrupted["corruption"] == corruption]
-        if corrupted.empty:
-            raise ValueError(f"ablation_rows: no rows of the full model under corruption {corruption!r}")
-    conditions = [("clean", CLEAN, 0)]
-    if not corrupted.empty:
-        top = corrupted[corrupted["severity"] == corrupted.groupby("corruption")["severity"].transform("max")]
-        means = top.groupby(["corruption", "severity"])[col].mean().map(lambda v: as_higher_better(metric, v))
-        worst_c, worst_s = means.idxmin()
-        conditions.append(("worst", worst_c, int(worst_s)))
-    rows = []
-    for variant in variants:
-        for setting, corr, sev in conditions:
-            sel = d[(d["corruption"] == corr) & (d["severity"] == sev)]
-            a, b = sel[sel["variant"] == variant], sel[sel["variant"] == full]
-            if a.empty:
-                continue
-            sa, sb = seed_summary(a[col].to_numpy(float)), seed_summary(b[col].to_numpy(float))
-            merged = a.merge(b, on=_PAIR_KEYS, suffixes=("_a", "_b"))
-            row = {"variant": variant, "setting": setting, "condition": corr if sev == 0 else f"{corr}@{sev}",
-                   "mean": sa["mean"], "std": sa["std"], "full_mean": sb["mean"], "full_std": sb["std"],
-                   "delta": sa["mean"] - sb["mean"], "ci_low": float("nan"), "ci_high": float("nan"),
-                   "p": float("nan"), "n_seeds": int(len(merged))}
-            rec_a = rec_b = None
-            if predictions is not None and not merged.empty:
-                rec_a = _pooled_record(merged.rename(columns={"cell_key_a": "cell_key"}), predictions)
-                rec_b = _pooled_record(merged.rename(columns={"cell_key_b": "cell_key"}), predictions)
-            if rec_a is not None and rec_b is not None:
-                res = paired_bootstrap(rec_a, rec_b, metric, n_boot=n_boot, seed=seed)
-                row.update(delta=res["effect"], ci_low=res["ci_low"], ci_high=res["ci_high"], p=res["p"])
-            elif len(merged):
-                diff = (merged[f"{col}_a"] - merged[f"{col}_b"]).to_numpy(float)
-                row["ci_low"], row["ci_high"] = bootstrap_ci(diff, n_boot=n_boot, seed=seed)
-            rows.append(row)
-    out = pd.DataFrame(rows)
-    if out.empty:
-        raise ValueError(f"ablation_rows: no variant of {variants} has rows in the compared conditions")
-    out["p_holm"] = holm(out["p"].tolist())
-    out["significant"] = out["p_holm"] < alpha
-    return out
-
-
-def ablation_table(rows: pd.DataFrame, metric: str, full: str, digits: int = 1) -> tuple[str, str]:
-    """Table of :func:`ablation_rows`: per variant the clean and worst-condition scores with
-    ``Δ`` to the full model; ``†`` marks Holm-adjusted paired significance (p < 0.05). The full
-    model is the first row; best score per column in bold."""
-    s = scale_of(metric)
-    settings = [x for x in ("clean", "worst") if x in set(rows["setting"])]
-    cond = {x: rows[rows["setting"] == x]["condition"].iloc[0] for x in settings}
-    header = ["Variant"]
-    for x in settings:
-        header += [f"{cond[x]} ({'%' if s == 100 else metric})", "Δ"]
-    full_row: list[str] = [full]
-    means: dict[str, list[float]] = {x: [] for x in settings}
-    body = []
-    for x in settings:
-        r = rows[rows["setting"] == x].iloc[0]
-        full_row += [_pm(r["full_mean"], r["full_std"], s, digits), "–"]
-        means[x].append(r["full_mean"])
-    for variant in list(dict.fromkeys(rows["variant"])):
-        line = [variant]
-        for x in settings:
-            r = rows[(rows["variant"] == variant) & (rows["setting"] == x)]
-            if r.empty:
-                line += ["–", "–"]
-                means[x].append(float("nan"))
-                continue
-            r = r.iloc[0]
-            mark = "†" if bool(r["significant"]) else ""
-            line += [_pm(r["mean"], r["std"], s, digits), f"{r['delta'] * s:+.{digits}f}{mark}"]
-            means[x].append(r["mean"])
-        body.append(line)
-    all_rows = [full_row] + body
-    masks = {x: _best_mask(np.asarray(means[x]) * s, higher_is_better(metric), digits) for x in settings}
-    bold = [[False] + [b for x in settings for b in (masks[x][i], False)] for i in range(len(all_rows))]
-    t = Table(header, all_rows, bold, blocks=[0], caption=f"Ablation of {full} ({metric}).",
-              label="tab:ablation",
-              note="Δ: variant − full model; † paired bootstrap over utterances, Holm-adjusted p < 0.05.")
-    return t.both()
-
-
-# ------------------------------------------------------------------------------- severity tables
-
-def _fmt_value(v: Any) -> str:
-    if isinstance(v, float):
-        if math.isinf(v):
-            return "∞" if v > 0 else "−∞"
-        return f"{v:g}"
-    return str(v)
-
-
-def severity_table(names: Sequence[str]) -> tuple[str, str]:
-    """Corruption, physical parameter, unit and its value at severities 0..5, from
-    ``harness.CORRUPTIONS.get(name).obj.table``. Store labels with options
-    (``feature-gaussian[modality=audio]``) are reduced to the registered name; duplicates and
-    ``clean`` are dropped."""
-    from harness import CORRUPTIONS
-
-    rows = []
-    for name in dict.fromkeys(str(n).split("[", 1)[0] for n in names if n != CLEAN):
-        entry = CORRUPTIONS.get(name)
-        table = getattr(entry.obj, "table", None)
-        if table is None:
-            raise ValueError(f"severity_table: corruption {name!r} has no severity table")
-        rows.append([name, table.parameter, table.unit or "–"] + [_fmt_value(v) for v in table.values])
-    if not rows:
-        raise ValueError("severity_table: no corruption names given")
-    header = ["Corruption", "Parameter", "Unit"] + [str(s) for s in range(len(rows[0]) - 3)]
-    t = Table(header, rows, align="lll" + "r" * (len(header) - 3), caption="Severity levels of the corruptions.",
-              label="tab:severities", note="Severity 0 is the clean input.")
-    return t.both()
-
-
-# ------------------------------------------------------------------------------------ dataset cards
-
-def dataset_cards_table(summaries: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
-    """One row per dataset from ``BenchDataset.summary()``: task, classes, speakers, dialogues and
-    utterances per split, modalities with feature dimensions."""
-    rows = []
-    for i, s in enumerate(summaries):
-        for key in ("name", "spec", "splits"):
-            if key not in s:
-                raise ValueError(f"dataset_cards_table: summary {i} lacks key {key!r} (pass BenchDataset.summary())")
-        spec, splits = s["spec"], s["splits"]
-        task = spec.get("task", "?")
-        classes = str(spec.get("num_classes") or "–") if task == "classification" else "–"
-        counts = [f"{splits.get(x, {}).get('dialogues', 0)} / {splits.get(x, {}).get('utterances', 0)}"
-                  for x in ("train", "valid", "test")]
-        mods = ", ".join(f"{m} ({d})" for m, d in spec.get("dims", {}).items())
-        rows.append([s["name"], task, classes, str(spec.get("num_speakers") or "–")] + counts + [mods])
-    if not rows:
-        raise ValueError("dataset_cards_table: no dataset summaries given")
-    header = ["Dataset", "Task", "Classes", "Speakers", "Train", "Valid", "Test", "Modalities (dim)"]
-    t = Table(header, rows, align="llrrrrrl", caption="Datasets.", label="tab:datasets",
-              note="Split sizes as dialogues / utterances.")
-    return t.both()
+def split_words(text: str, max_chars: int = 12) -> str:
+    """``text`` broken at a space into two header lines when it is longer than ``max_chars``."""
+    if len(text) <= max_chars or " " not in text:
+        return text
+    spaces = [i for i, ch in enumerate(text) if ch == " "]
+    cut = min(spaces, key=lambda i: abs(i - len(text) / 2))
+    return text[:cut] + "\n" + text[cut + 1:]

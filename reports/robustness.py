@@ -1,23 +1,28 @@
-"""Robustness summaries of ../shared/METRICS.md from curve means over severities 0..5.
+"""Robustness summaries from curve means over severities 0..5 (definitions: docs/METRICS.md §3).
 
 Input is the output of :func:`reports.aggregate.curves` (columns ``dataset, variant,
-corruption, defense, severity, mean, ...``). Every value is first mapped so that higher is
-better (``harness.metrics.as_higher_better``: ``mae`` -> ``1 - mae/3``), and the error is
-``E = 1 - m``.
+corruption, defense, severity, mean, ...``). Every summary is computed on the metric itself, in
+its stored units, for either direction; nothing is mapped first. With ``d = +1`` for a
+higher-is-better metric and ``d = -1`` for a lower-is-better one (``mae``), and the error
+``E_s = 1 - m_s`` (higher is better; every such metric's best value is 1) or ``E_s = m_s``
+(lower is better; best value 0):
 
-Per (dataset, model, corruption) — :func:`robustness_summary`:
+Per (dataset, model, corruption) -- :func:`robustness_summary`:
 
-* ``aurc`` — trapezoid area under ``m_s`` over the severities, divided by the severity span
-  (= the number of unit intervals for 0..5), so a flat curve scores ``m_0``.
-* ``rel_drop_<s>`` — ``(m_0 - m_s) / m_0``.
-* ``relative_robustness`` — ``aurc`` min-max normalised across the models of one
-  (dataset, corruption); 1.0 for every model when they tie.
-* ``effective_robustness_raw`` — ``sum_s [m_s - (r_s + m_0 - r_0)]`` with ``r`` the reference
-  model's curve; ``effective_robustness`` is its min-max normalisation across models.
-* ``ce`` — ``sum_{s>=1} E_s / sum_{s>=1} E^ref_s``; ``relative_ce`` uses ``E_s - E_0`` in
-  numerator and denominator (ImageNet-C sums over severities 1..5).
+* ``m0`` -- the clean score; ``aurc`` -- trapezoid area under ``m_s`` over the severities,
+  divided by the severity span, so a flat curve scores ``m0`` (for MAE, lower is better).
+* ``rel_drop_<s>`` -- ``d * (m0 - m_s) / |m0|``: the share of clean performance lost
+  (higher is better) or the relative growth of the error (lower is better); positive is worse
+  in both cases.
+* ``relative_robustness`` -- ``d * aurc`` min-max normalised across the models of one
+  (dataset, corruption): 1 is the most robust; 1.0 for every model when they tie.
+* ``effective_robustness_raw`` -- ``d * sum_s [m_s - (r_s + m0 - r0)]`` with ``r`` the reference
+  model's curve (positive: more robust than a reference with the same clean score);
+  ``effective_robustness`` is its min-max normalisation across models.
+* ``ce`` -- ``sum_{s>=1} E_s / sum_{s>=1} E^ref_s``; ``relative_ce`` uses ``E_s - E_0`` in
+  numerator and denominator (ImageNet-C sums over severities 1..5). Lower is better.
 
-Per (dataset, model) — :func:`mce_table`: ``mce`` / ``relative_mce`` = mean of ``ce`` /
+Per (dataset, model) -- :func:`mce_table`: ``mce`` / ``relative_mce`` = mean of ``ce`` /
 ``relative_ce`` over corruptions.
 """
 
@@ -28,13 +33,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from harness.metrics import as_higher_better
+from harness.metrics import metric as metric_info
 
 KEYS = ["dataset", "variant", "corruption"]
 
 
 def aurc(values: Sequence[float], severities: Sequence[float] | None = None) -> float:
-    """Trapezoid area under ``values`` (``m_s``, higher is better) over ``severities`` (default
+    """Trapezoid area under ``values`` (``m_s``, in the metric's units) over ``severities`` (default
     0..len-1), divided by the severity span. NaN if any value is NaN; one point gives itself."""
     v = np.asarray(values, dtype=float)
     x = np.arange(len(v), dtype=float) if severities is None else np.asarray(severities, dtype=float)
@@ -49,9 +54,21 @@ def aurc(values: Sequence[float], severities: Sequence[float] | None = None) -> 
     return float(np.trapezoid(v, x) / (x[-1] - x[0]))
 
 
-def rel_drop(m0: float, ms: float) -> float:
-    """Share of clean performance lost: ``(m0 - ms) / m0`` (NaN when ``m0`` is 0 or NaN)."""
-    return float((m0 - ms) / m0) if m0 and not np.isnan(m0) else float("nan")
+def rel_drop(m0: float, ms: float, higher_is_better: bool = True) -> float:
+    """``d * (m0 - ms) / |m0|`` with ``d = +1`` (higher is better: the share of clean performance
+    lost) or ``-1`` (lower is better: the relative growth of the error); positive is worse.
+    NaN when ``m0`` is 0 or NaN."""
+    if not m0 or np.isnan(m0):
+        return float("nan")
+    d = 1.0 if higher_is_better else -1.0
+    return float(d * (m0 - ms) / abs(m0))
+
+
+def error(values: np.ndarray, higher_is_better: bool) -> np.ndarray:
+    """The error ``E`` of metric values: ``1 - m`` (higher is better, best value 1) or ``m``
+    itself (lower is better, best value 0)."""
+    v = np.asarray(values, dtype=float)
+    return 1.0 - v if higher_is_better else v
 
 
 def minmax(values: Sequence[float]) -> np.ndarray:
@@ -67,7 +84,7 @@ def minmax(values: Sequence[float]) -> np.ndarray:
 
 
 def _curve_table(summary: pd.DataFrame, metric: str, defense: str) -> pd.DataFrame:
-    """Wide table: index (dataset, variant, corruption), columns severities, values mapped m_s."""
+    """Wide table: index (dataset, variant, corruption), columns severities, values m_s."""
     need = set(KEYS) | {"defense", "severity", "mean"}
     missing = need - set(summary.columns)
     if missing:
@@ -76,17 +93,19 @@ def _curve_table(summary: pd.DataFrame, metric: str, defense: str) -> pd.DataFra
     if data.empty:
         raise ValueError(f"robustness: no curve rows with defense {defense!r}; available "
                          f"{sorted(summary['defense'].fillna('none').unique())}")
-    data = data.assign(m=[as_higher_better(metric, float(v)) for v in data["mean"]])
-    wide = data.pivot_table(index=KEYS, columns="severity", values="m", aggfunc="first", dropna=False)
+    wide = data.pivot_table(index=KEYS, columns="severity", values="mean", aggfunc="first", dropna=False)
     return wide.sort_index(axis=1)
 
 
 def robustness_summary(summary: pd.DataFrame, metric: str, reference: str | None = None,
                        defense: str = "none") -> pd.DataFrame:
     """One row per (dataset, variant, corruption) with ``m0``, ``aurc``, ``rel_drop_<s>`` for
-    every severity s >= 1, ``relative_robustness`` and, when ``reference`` (a variant label) is
+    every severity s >= 1, ``worst_severity`` (the highest s), ``relative_robustness`` and, when ``reference`` (a variant label) is
     given, ``effective_robustness_raw``, ``effective_robustness``, ``ce`` and ``relative_ce``.
-    Values are in the higher-is-better mapping of ``metric`` (fractions, not percent)."""
+    Values are in ``metric``'s stored units (fractions, not percent; MAE and Corr as they are).
+    The frame's ``attrs`` record the metric and its direction."""
+    higher = metric_info(metric).higher_is_better
+    d = 1.0 if higher else -1.0
     wide = _curve_table(summary, metric, defense)
     sev = [int(s) for s in wide.columns]
     if 0 not in sev:
@@ -98,15 +117,15 @@ def robustness_summary(summary: pd.DataFrame, metric: str, reference: str | None
     for (dataset, variant, corr), m in wide.iterrows():
         vals = m.to_numpy(dtype=float)
         row = {"dataset": dataset, "variant": variant, "corruption": corr, "m0": vals[0],
-               "aurc": aurc(vals, sev)}
+               "aurc": aurc(vals, sev), "worst_severity": max(sev) if len(sev) > 1 else None}
         for s, v in zip(sev[1:], vals[1:]):
-            row[f"rel_drop_{s}"] = rel_drop(vals[0], v)
+            row[f"rel_drop_{s}"] = rel_drop(vals[0], v, higher)
         if reference is not None:
             key = (dataset, reference, corr)
             if key in wide.index:
                 r = wide.loc[key].to_numpy(dtype=float)
-                row["effective_robustness_raw"] = float(np.sum(vals - (r + vals[0] - r[0])))
-                e, er = 1 - vals, 1 - r
+                row["effective_robustness_raw"] = float(d * np.sum(vals - (r + vals[0] - r[0])))
+                e, er = error(vals, higher), error(r, higher)
                 row["ce"] = float(e[1:].sum() / er[1:].sum()) if er[1:].sum() > 0 else float("nan")
                 rel_den = (er[1:] - er[0]).sum()
                 row["relative_ce"] = float((e[1:] - e[0]).sum() / rel_den) if rel_den != 0 else float("nan")
@@ -115,10 +134,12 @@ def robustness_summary(summary: pd.DataFrame, metric: str, reference: str | None
         rows.append(row)
     out = pd.DataFrame(rows)
     group = out.groupby(["dataset", "corruption"], sort=False)
-    out["relative_robustness"] = group["aurc"].transform(lambda s: minmax(s.to_numpy()))
+    out["relative_robustness"] = group["aurc"].transform(lambda s: minmax(d * s.to_numpy()))
     if reference is not None:
         out["effective_robustness"] = group["effective_robustness_raw"].transform(lambda s: minmax(s.to_numpy()))
-    return out.sort_values(KEYS).reset_index(drop=True)
+    out = out.sort_values(KEYS).reset_index(drop=True)
+    out.attrs.update(metric=metric, higher_is_better=higher)
+    return out
 
 
 def mce_table(rob: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Statistics of ../shared/METRICS.md: across-seed summaries and paired tests between models.
+"""Statistics: across-seed summaries and paired tests between models.
 
 * :func:`seed_summary` — mean, std and 95% percentile-bootstrap CI of one metric over seeds.
 * :func:`paired_bootstrap` / :func:`paired_permutation` — two models scored on the *same*
@@ -7,10 +7,9 @@
   ``metric(A) - metric(B)`` with a CI and a two-sided p-value.
 * :func:`holm` — Holm's step-down adjustment of a list of p-values.
 
-Metrics recomputed per resample: ``acc``, ``wf1``, ``mf1`` (classification, ``outputs`` are
-``[M, C]`` logits) and ``mae``, ``acc2_has0``, ``acc2_non0``, ``acc5``, ``acc7``, ``corr``
-(regression, ``outputs`` are ``[M]`` scores), vectorised over resamples so 2,000 resamples
-of a few thousand utterances take well under a second.
+Every metric of the metric table (:data:`harness.metrics.METRICS`) is recomputed per
+resample by its own vectorised definition, so 2,000 resamples of a few thousand utterances
+take well under a second.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.metrics import higher_is_better
+from harness.metrics import METRICS, higher_is_better, score_rows
 from reports.aggregate import bootstrap_ci
 
 _CHUNK = 250  # resamples scored at once (memory: _CHUNK x M x C booleans)
@@ -37,62 +36,12 @@ def seed_summary(values: Sequence[float], level: float = 0.95, n_boot: int = 200
             "ci_low": lo, "ci_high": hi, "n": int(len(v))}
 
 
-# ---------------------------------------------------------------- metrics over many resamples
-
-def _f1_scores(y: np.ndarray, p: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-class F1 and support of label rows ``y``/``p`` ``[R, M]`` -> ``[R, C]`` each
-    (sklearn's ``zero_division=0``)."""
-    f1 = np.zeros((y.shape[0], n_classes))
-    support = np.zeros((y.shape[0], n_classes))
-    for c in range(n_classes):
-        yt, pt = y == c, p == c
-        tp = (yt & pt).sum(1)
-        s, q = yt.sum(1), pt.sum(1)
-        denom = s + q
-        f1[:, c] = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
-        support[:, c] = s
-    return f1, support
-
-
-def _round_clip(v: np.ndarray, bound: float) -> np.ndarray:
-    return np.round(np.clip(v, -bound, bound))
-
-
 def _row_metric(metric: str, y: np.ndarray, p: np.ndarray, n_classes: int | None) -> np.ndarray:
-    """``metric`` of every row of ``y``/``p`` (``[R, M]``): labels/predicted classes for
-    classification, scores for regression. Returns ``[R]``."""
-    if metric == "acc":
-        return (y == p).mean(1)
-    if metric in ("wf1", "mf1"):
-        assert n_classes is not None
-        f1, support = _f1_scores(y, p, n_classes)
-        if metric == "mf1":
-            return f1.mean(1)
-        return (f1 * support).sum(1) / y.shape[1]
-    if metric == "mae":
-        return np.abs(y - p).mean(1)
-    if metric == "acc2_has0":
-        return ((y >= 0) == (p >= 0)).mean(1)
-    if metric == "acc2_non0":
-        nz = y != 0
-        hits = ((y > 0) == (p > 0)) & nz
-        n = nz.sum(1)
-        return np.where(n > 0, hits.sum(1) / np.maximum(n, 1), np.nan)
-    if metric == "acc7":
-        return (_round_clip(y, 3.0) == _round_clip(p, 3.0)).mean(1)
-    if metric == "acc5":
-        return (_round_clip(y, 2.0) == _round_clip(p, 2.0)).mean(1)
-    if metric == "corr":
-        yc, pc = y - y.mean(1, keepdims=True), p - p.mean(1, keepdims=True)
-        den = np.sqrt((yc ** 2).sum(1) * (pc ** 2).sum(1))
-        return np.where(den > 0, (yc * pc).sum(1) / np.where(den > 0, den, 1), np.nan)
-    raise ValueError(f"paired statistics: metric {metric!r} is not supported; expected one of "
-                     f"{sorted(PAIRED_METRICS)}")
+    """``metric`` of every row of ``y``/``p`` (``[R, M]``), from the metric table."""
+    return score_rows(metric, y, p, n_classes)
 
 
-CLASSIFICATION_PAIRED = frozenset({"acc", "wf1", "mf1"})
-REGRESSION_PAIRED = frozenset({"mae", "corr", "acc2_has0", "acc2_non0", "acc5", "acc7"})
-PAIRED_METRICS = CLASSIFICATION_PAIRED | REGRESSION_PAIRED
+PAIRED_METRICS = frozenset(METRICS)
 
 
 def _as_predicted(outputs: np.ndarray, name: str) -> np.ndarray:
@@ -145,8 +94,8 @@ def align(a: Mapping[str, Any], b: Mapping[str, Any]) -> tuple[np.ndarray, np.nd
 def _check_metric(metric: str, n_classes: int | None) -> None:
     if metric not in PAIRED_METRICS:
         raise ValueError(f"paired statistics: metric {metric!r} is not supported; expected one of {sorted(PAIRED_METRICS)}")
-    if (n_classes is None) != (metric in REGRESSION_PAIRED):
-        kind = "classification logits [M, C]" if metric in CLASSIFICATION_PAIRED else "regression scores [M]"
+    if (n_classes is None) != (METRICS[metric].task == "regression"):
+        kind = "classification logits [M, C]" if METRICS[metric].task == "classification" else "regression scores [M]"
         raise ValueError(f"metric {metric!r} needs {kind}; the predictions are "
                          f"{'scores' if n_classes is None else 'logits'}")
 
@@ -245,23 +194,6 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return out.tolist()
 
 
-def compare_cells(store: Any, cell_a: str, cell_b: str, metric: str, method: str = "bootstrap",
-                  **kwargs: Any) -> dict[str, Any]:
-    """Paired test of two stored cells (``ResultStore.predictions``) on ``metric``;
-    ``method`` is ``"bootstrap"`` or ``"permutation"``."""
-    recs = {}
-    for key in (cell_a, cell_b):
-        r = store.predictions(key)
-        if r is None:
-            raise KeyError(f"the store holds no predictions for cell_key {key!r}")
-        recs[key] = r
-    if method == "bootstrap":
-        return paired_bootstrap(recs[cell_a], recs[cell_b], metric, **kwargs)
-    if method == "permutation":
-        return paired_permutation(recs[cell_a], recs[cell_b], metric, **kwargs)
-    raise ValueError(f"method must be 'bootstrap' or 'permutation', got {method!r}")
-
-
 def concat_records(records: Sequence[Mapping[str, Any]], prefixes: Sequence[str]) -> dict[str, Any]:
     """Concatenate prediction records (e.g. one per seed) into one, uids prefixed by
     ``prefixes[i] + "/"`` so that utterances of different seeds stay distinct pairs."""
@@ -272,3 +204,52 @@ def concat_records(records: Sequence[Mapping[str, Any]], prefixes: Sequence[str]
     return {"uids": [f"{p}/{u}" for r, p in zip(records, prefixes) for u in r["uids"]],
             "targets": np.concatenate([np.asarray(r["targets"]) for r in records]),
             "outputs": np.concatenate([np.asarray(r["outputs"]) for r in records])}
+
+
+def paired_bootstrap_seeds(pairs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], metric: str,
+                           n_boot: int = 2000, level: float = 0.95, seed: int = 0,
+                           resample_seeds: bool = True) -> dict[str, Any]:
+    """Paired bootstrap of the **difference of the seed means** ``mean_k metric(A_k) - mean_k metric(B_k)``.
+
+    ``pairs``: one ``(record A, record B)`` per training seed, both models scored on the same
+    test set (aligned by uid as in :func:`align`). Each resample draws the seeds with
+    replacement (``resample_seeds``; else every seed once), then, within each drawn seed, that
+    seed's utterances with replacement (the same draw for both models), and averages the
+    per-seed differences. Resampling the seeds puts the variation between training runs into
+    the interval, not only that between test utterances: a difference called significant is
+    then one that a rerun with other seeds, or on a machine whose arithmetic trains a little
+    differently, is expected to reproduce. ``effect`` is the observed difference of the seed
+    means, i.e. of the means a table prints. Returns ``effect``, ``ci_low``, ``ci_high``,
+    two-sided ``p`` (``2 * min(P*(d <= 0), P*(d >= 0))``, capped at 1), ``n_seeds`` and ``n``
+    (utterances summed over seeds).
+    """
+    if not pairs:
+        raise ValueError("paired_bootstrap_seeds: no (A, B) record pairs")
+    if n_boot < 1 or not 0 < level < 1:
+        raise ValueError(f"paired_bootstrap_seeds: n_boot must be >= 1 and level in (0, 1), got {n_boot}, {level}")
+    aligned = [align(a, b) for a, b in pairs]
+    for *_, nc in aligned:
+        _check_metric(metric, nc)
+    effects = [float(_row_metric(metric, y[None], pa[None], nc)[0] - _row_metric(metric, y[None], pb[None], nc)[0])
+               for y, pa, pb, nc in aligned]
+    rng = np.random.default_rng(seed)
+    k = len(aligned)
+    slots = rng.integers(0, k, size=(n_boot, k)) if resample_seeds else np.tile(np.arange(k), (n_boot, 1))
+    draws = np.zeros((n_boot, k))
+    for s, (y, pa, pb, nc) in enumerate(aligned):
+        uses = np.argwhere(slots == s)  # the (resample, slot) places that drew seed s
+        for start in range(0, len(uses), _CHUNK):
+            part = uses[start:start + _CHUNK]
+            idx = rng.integers(0, len(y), size=(len(part), len(y)))
+            draws[part[:, 0], part[:, 1]] = (_row_metric(metric, y[idx], pa[idx], nc)
+                                             - _row_metric(metric, y[idx], pb[idx], nc))
+    d = np.nanmean(draws, axis=1)
+    d = d[~np.isnan(d)]
+    if len(d) == 0:
+        lo = hi = p = float("nan")
+    else:
+        lo, hi = (float(x) for x in np.quantile(d, [(1 - level) / 2, 1 - (1 - level) / 2]))
+        p = float(min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean())))
+    return {"metric": metric, "effect": float(np.mean(effects)), "ci_low": lo, "ci_high": hi, "p": p,
+            "n_seeds": k, "n": int(sum(len(y) for y, *_ in aligned)), "n_boot": n_boot,
+            "resample_seeds": resample_seeds, "higher_is_better": higher_is_better(metric)}

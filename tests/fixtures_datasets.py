@@ -1,4 +1,4 @@
-"""Writers of tiny dataset files in the exact on-disk formats of DATA.md (used by test_datasets_*).
+"""Writers of tiny dataset files in the exact published on-disk formats (docs/FORMATS.md) (used by test_datasets_*).
 
 Nothing here is committed data: every test writes its files into ``tmp_path``.
 """

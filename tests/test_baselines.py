@@ -15,13 +15,14 @@ TINY: dict[str, dict] = {
     "text-only": {"hidden": 8},
     "audio-only": {"hidden": 8},
     "video-only": {"hidden": 8},
-    "early-fusion": {"hidden": 8, "align_len": 4},
+    "early-fusion": {"hidden": 8, "layers": 2, "align_len": 4},
     "late-fusion": {"hidden": 8},
-    "tfn": {"hidden": 4, "text_hidden": 4, "post_hidden": 16},
-    "lmf": {"hidden": 8, "text_hidden": 8, "rank": 2, "fusion_dim": 8},
-    "mult": {"d": 8, "heads": 2, "layers": 1},
-    "misa": {"hidden": 8, "heads": 2},
-    "mfn": {"hidden": 8, "mem": 8, "align_len": 4},
+    "tfn": {"text_hidden": 4, "text_out": 4, "audio_hidden": 4, "video_hidden": 4, "post_fusion_dim": 16},
+    "lmf": {"text_hidden": 8, "text_out": 8, "audio_hidden": 8, "video_hidden": 8, "rank": 2},
+    "lf-dnn": {"text_hidden": 8, "text_out": 8, "audio_hidden": 4, "video_hidden": 4, "post_fusion_dim": 8},
+    "mult": {"d": 8, "heads": 2, "layers": 1, "memory_layers": 1, "text_kernel": 3},
+    "misa": {"hidden": 8, "heads": 2, "ff_dim": 16},
+    "mfn": {"text_hidden": 8, "audio_hidden": 4, "video_hidden": 4, "mem": 8, "align_len": 4},
     "bc-lstm": {"hidden": 8},
     "dialoguernn": {"hidden": 8},
     "dialoguegcn": {"hidden": 8, "window": 2},
@@ -29,7 +30,7 @@ TINY: dict[str, dict] = {
     "sdt": {"d": 8, "heads": 2, "layers": 1},
 }
 NAMES = [n for n in TINY if n in MODELS]
-FUSION = ["late-fusion", "tfn", "lmf", "mult", "misa", "mfn", "bc-lstm", "dialoguernn", "dialoguegcn", "mmgcn", "sdt"]
+FUSION = ["late-fusion", "lf-dnn", "tfn", "lmf", "mult", "misa", "mfn", "bc-lstm", "dialoguernn", "dialoguegcn", "mmgcn", "sdt"]
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +136,7 @@ def test_overfits_a_tiny_batch(name, data):
 
 @pytest.mark.parametrize("name", ["tfn", "lmf", "mult"])
 def test_bad_options_name_the_argument(name, data):
-    key = {"tfn": "hidden", "lmf": "rank", "mult": "layers"}[name]
+    key = {"tfn": "text_hidden", "lmf": "rank", "mult": "layers"}[name]
     with pytest.raises(ValueError, match=key):
         MODELS.create(name, data["classification"].spec, **{key: 0})
 

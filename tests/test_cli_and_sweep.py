@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from harness.cli import main
+from harness.run.cli import main
 
 TINY = """
 [run]
@@ -57,9 +57,9 @@ def test_run_resume_and_report(tmp_path, tiny_config, capsys):
     rows = _rows(out / "results.sqlite")
     assert len(rows) == 12  # 2 models x 2 seeds x (clean + 2 severities)
     assert {r[5] for r in rows} == {"ok"}
-    for f in ("figures/robustness_synthetic.png", "figures/robustness_synthetic.pdf", "tables/robustness.md",
+    for f in ("figures/robustness_synthetic.png", "figures/robustness_synthetic.pdf", "tables/robustness_synthetic.md",
               "report.md", "results.csv", "config.toml", "index.html", "tables/main_synthetic.tex",
-              "tables/severities.md", "figures/drop_heatmap_synthetic.png"):
+              "tables/severities.md", "figures/drop_heatmap_synthetic.png", "results.json"):
         assert (out / f).stat().st_size > 0, f
     assert len(list((out / "checkpoints").glob("*.pt"))) == 4
     # second run: everything stored, nothing retrained
@@ -115,7 +115,7 @@ def test_output_directory_that_is_a_file_is_refused(tmp_path, tiny_config, capsy
 
 
 def test_second_process_on_same_run_dir_is_refused(tmp_path, tiny_config, capsys):
-    from harness.sweep import run_lock
+    from harness.run.driver import run_lock
 
     out = tmp_path / "busy"
     out.mkdir()
@@ -135,15 +135,17 @@ def test_unknown_model_in_describe_and_list_json(capsys):
 
 
 def test_describe_reports_params_and_flops(capsys):
-    assert main(["describe", "text-only", "--dims", "text=16,audio=8,video=4", "--classes", "3", "--json"]) == 0
-    info = json.loads(capsys.readouterr().out)
-    assert info["params"] > 0 and info["flops_per_utterance"] > 0
-    assert info["spec"]["dims"] == {"text": 16, "audio": 8, "video": 4}
+    assert main(["describe", "text-only", "--dims", "text=16,audio=8,video=4", "--classes", "3", "--flops",
+                 "--json"]) == 0
+    model = json.loads(capsys.readouterr().out)["model"]
+    assert model["params"] > 0 and model["flops_per_utterance"] > 0
+    assert model["spec"]["dims"] == {"text": 16, "audio": 8, "video": 4}
 
 
 def test_noise_augmented_training_condition(tmp_path, capsys):
-    from harness.config import parse_config
-    from harness.sweep import DatasetCache, make_plan
+    from harness.run.config import parse_config
+    from harness.run.plan import make_plan
+    from harness.run.worker import DatasetCache
 
     data = {
         "run": {"seeds": [0]},

@@ -1,6 +1,6 @@
 import pytest
 
-from harness.config import ConfigError, load_config, parse_config
+from harness.run.config import ConfigError, load_config, parse_config
 
 BASE = {"models": [{"name": "text-only"}], "datasets": [{"name": "synthetic"}]}
 
@@ -11,7 +11,7 @@ def test_minimal_config_gets_defaults():
 
 
 @pytest.mark.parametrize("data,expect", [
-    ({**BASE, "modles": []}, r"key 'modles': Extra inputs are not permitted"),
+    ({**BASE, "modles": []}, r"key 'modles': unknown key; did you mean 'models'\? Valid keys at the top level: corruptions, datasets, "),
     ({**BASE, "models": [{"name": "text-onyl"}]}, r"models.0.*unknown model 'text-onyl'.*Did you mean: text-only"),
     ({**BASE, "models": [{"name": "text-only", "options": {"hiden": 3}}]}, r"no option 'hiden'.*Did you mean 'hidden'"),
     ({**BASE, "corruptions": [{"name": "feature-gaussian", "severities": [1, 7]}]}, r"severities must be integers in 0..5.*\[7\]"),
@@ -47,3 +47,22 @@ def test_values_of_the_wrong_type_are_refused_not_coerced(data, key, got):
 
 def test_an_integer_is_a_valid_float():
     assert parse_config({**BASE, "train": {"lr": 1}}).train.lr == 1.0
+
+
+def test_dataset_labels_are_unique_and_models_name_existing_ones():
+    two = [{"name": "synthetic", "label": "a"}, {"name": "synthetic", "label": "a"}]
+    with pytest.raises(ConfigError, match=r"dataset labels must be unique, repeated: \['a'\]"):
+        parse_config({"models": [{"name": "text-only"}], "datasets": two})
+    with pytest.raises(ConfigError, match=r"models.0.datasets': unknown dataset label\(s\) \['b'\]"):
+        parse_config({"models": [{"name": "text-only", "datasets": ["b"]}],
+                      "datasets": [{"name": "synthetic", "label": "a"}]})
+
+
+def test_a_model_runs_only_on_the_datasets_it_names():
+    from harness.run.plan import make_plan
+
+    cfg = parse_config({"models": [{"name": "text-only", "datasets": ["small"]}, {"name": "audio-only"}],
+                        "datasets": [{"name": "synthetic", "label": "small", "options": {"n_train": 2}},
+                                     {"name": "synthetic", "label": "big"}]})
+    cells = {(t.label, t.dataset_shown) for t in make_plan(cfg).trainings}
+    assert cells == {("text-only", "small"), ("audio-only", "small"), ("audio-only", "big")}

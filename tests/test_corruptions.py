@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from corruptions.base import RawCorruption, SeverityTable
 from harness import CORRUPTIONS, DATASETS
+from harness.corruption import RawCorruption, SeverityTable
 
 NEEDS_OPTIONS = {"audio-background"}
 DETERMINISTIC = {"audio-bandlimit", "audio-clipping", "feature-shift", "video-contrast", "video-downscale",

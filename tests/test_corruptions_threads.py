@@ -12,8 +12,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from corruptions.base import RawCorruption
 from harness import CORRUPTIONS, DATASETS
+from harness.corruption import RawCorruption
 from harness.data.types import Dialogue
 
 ADDITIVE = ["audio-white", "audio-pink", "audio-brown", "audio-babble", "audio-background"]

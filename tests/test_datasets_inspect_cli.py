@@ -15,7 +15,7 @@ from fixtures_datasets import (
     write_py2,
 )
 
-from harness.cli import main
+from harness.run.cli import main
 
 
 def _mmsa(tmp):

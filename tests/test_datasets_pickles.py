@@ -67,7 +67,7 @@ def test_malicious_pickle_refused_by_every_loader(tmp_path):
 def test_cli_data_inspect_refuses_malicious_and_prints_card(tmp_path, capsys):
     import json
 
-    from harness.cli import main
+    from harness.run.cli import main
 
     sentinel = tmp_path / "SENTINEL"
     assert main(["data", "inspect", _malicious_files(tmp_path, sentinel)["erc-pickle"]]) == 2

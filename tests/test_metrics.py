@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.metrics import as_higher_better, classification_metrics, compute_metrics, regression_metrics
+from harness.metrics import classification_metrics, compute_metrics, regression_metrics
 
 
 def test_classification_against_hand_computed_values():
@@ -53,4 +53,3 @@ def test_compute_metrics_argmax_and_errors():
     assert compute_metrics("classification", np.array([0, 1]), logits, ["a", "b"])["acc"] == 1.0
     with pytest.raises(ValueError, match="no utterances"):
         classification_metrics([], [], ["a"])
-    assert as_higher_better("mae", 0.3) == pytest.approx(0.9)

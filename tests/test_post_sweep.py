@@ -7,8 +7,8 @@ import sqlite3
 
 import pytest
 
-from harness.cli import main
-from harness.config import ConfigError, parse_config
+from harness.run.cli import main
+from harness.run.config import ConfigError, parse_config
 from harness.store import ResultStore
 
 SWEEP = """

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from harness import DATASETS, MODELS
-from harness.config import parse_config
 from harness.data.types import DataSpec
-from harness.presets import PresetError, block_params, presets_of, recipe_fields
-from harness.sweep import expand_models
-from harness.train import TrainConfig, fit
+from harness.presets import PresetError, block_params, presets_of
+from harness.run.config import parse_config
+from harness.run.plan import expand_models
+from harness.train import TrainConfig, fit, recipe_fields
 
 PRESETS = [(name, p) for name in MODELS for p in presets_of(MODELS.get(name))]
 
@@ -79,7 +79,7 @@ def test_sweep_trains_with_the_preset_recipe_unless_the_config_overrides_it():
 
 
 def test_a_preset_on_a_set_or_an_unknown_preset_is_a_config_error():
-    from harness.config import ConfigError
+    from harness.run.config import ConfigError
 
     with pytest.raises(ConfigError, match="models.0.*no preset 'imocap'"):
         parse_config({"models": [{"name": "mcer-reference", "preset": "imocap"}], "datasets": [{"name": "synthetic"}]})
@@ -120,3 +120,36 @@ def test_train_config_refuses_bad_recipe_values():
     with pytest.raises(ValueError, match="3 weights but dataset 'synthetic' has 4 classes"):
         fit(MODELS.create("text-only", ds.spec, hidden=4), ds, TrainConfig(epochs=1, class_weights=[1.0, 1.0, 1.0]),
             device="cpu")
+
+
+def test_docs_fidelity_table_is_what_the_code_gives():
+    from harness.run.fidelity import DOC, END, START, fidelity_markdown, fidelity_rows, with_table
+
+    rows = fidelity_rows()
+    assert {(r["model"], r["preset"]) for r in rows} == set(PRESETS)
+    assert all(r["equal"] for r in rows), [r for r in rows if not r["equal"]]
+    assert all(r["blocks_equal"] in (True, None) for r in rows)
+    doc = DOC.read_text()
+    assert doc == with_table(doc, fidelity_markdown(rows)), (
+        f"{DOC.name} is out of date: run python -m harness.run.fidelity --write")
+    assert doc.index(START) < doc.index(END)
+
+
+def test_describe_prints_the_released_mcer_recipe(capsys):
+    """The released ReDiFu train.py + run_iemocap.sh: Adam(lr 1e-4, weight decay 5e-5), cosine
+    annealing over 50 epochs to 1e-6 stepped per epoch, 16 dialogues per batch, 50 epochs, no
+    gradient clipping, the NLL weighted by its per-class constants."""
+    import json
+
+    from harness.run.cli import main
+
+    assert main(["describe", "mcer-reference", "--preset", "iemocap", "--json"]) == 0
+    recipe = json.loads(capsys.readouterr().out)["recipe"]
+    assert recipe["optimizer"] == "adam" and recipe["lr"] == 1e-4 and recipe["weight_decay"] == 5e-5
+    assert recipe["lr_schedule"] == "cosine" and recipe["schedule_options"] == {"T_max": 50, "eta_min": 1e-6}
+    assert recipe["epochs"] == 50 and recipe["dialogue_batch_size"] == 16 and recipe["grad_clip"] is None
+    assert recipe["class_weights"] == pytest.approx([1 / 0.086747, 1 / 0.144406, 1 / 0.227883, 1 / 0.160585,
+                                                     1 / 0.127711, 1 / 0.252668])
+    assert main(["describe", "mcer-reference", "--preset", "meld"]) == 0
+    text = capsys.readouterr().out
+    assert "lr=5e-05" in text and "epochs=20" in text and "class_weights" not in text

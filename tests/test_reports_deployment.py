@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from harness import MODELS
-from reports.deployment import FIELDS, deployment_profile, deployment_table, mean_utterance_duration
+from harness.profile import FIELDS, deployment_profile, mean_utterance_duration
+from reports.deployment import deployment_table
 
 
 @pytest.fixture(scope="module")

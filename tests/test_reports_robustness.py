@@ -62,18 +62,36 @@ def test_summary_relative_effective_and_ce():
     assert rob.loc["flat", "relative_ce"] == pytest.approx(0.0)
 
 
-def test_mae_is_mapped_and_mce_averages_corruptions():
+def test_mae_is_used_as_it_is_and_mce_averages_corruptions():
+    """MAE: no mapping. AURC and m0 are MAE values, the error E is MAE itself, the drop is the
+    relative growth of the error, and lower AURC means more robust."""
     mae = {("a", "c1"): [0.6] * 6, ("a", "c2"): [0.6, 0.9, 1.2, 1.5, 1.8, 2.1],
            ("ref", "c1"): [0.6, 0.9, 1.2, 1.5, 1.8, 2.1], ("ref", "c2"): [0.6, 0.9, 1.2, 1.5, 1.8, 2.1]}
     rob = robustness_summary(_summary(mae), "mae", reference="ref")
     a1 = rob[(rob.variant == "a") & (rob.corruption == "c1")].iloc[0]
-    assert a1["m0"] == pytest.approx(0.8) and a1["aurc"] == pytest.approx(0.8)
-    # E = mae/3: a/c1 sum 5*0.2 = 1.0; ref sum (0.9+1.2+1.5+1.8+2.1)/3 = 2.5 -> 0.4
+    r1 = rob[(rob.variant == "ref") & (rob.corruption == "c1")].iloc[0]
+    assert a1["m0"] == pytest.approx(0.6) and a1["aurc"] == pytest.approx(0.6)
+    assert r1["aurc"] == pytest.approx(1.35)  # straight line 0.6 -> 2.1: mean of the end points
+    assert r1["rel_drop_5"] == pytest.approx((2.1 - 0.6) / 0.6)  # error grew by 250 %: positive = worse
+    assert a1["rel_drop_5"] == pytest.approx(0.0)
+    # E = MAE: a/c1 sum 5 * 0.6 = 3.0; ref sum 0.9 + 1.2 + 1.5 + 1.8 + 2.1 = 7.5 -> 0.4
     assert a1["ce"] == pytest.approx(0.4)
+    assert a1["relative_ce"] == pytest.approx(0.0)  # no error added by the corruption
+    # lower AURC is more robust: a (0.6) gets 1, ref (1.35) gets 0
+    assert a1["relative_robustness"] == pytest.approx(1.0) and r1["relative_robustness"] == pytest.approx(0.0)
+    # a keeps its MAE where the reference's grows by 0.3 per severity: sum 0.3 * (0+..+5) = 4.5 more robust
+    assert a1["effective_robustness_raw"] == pytest.approx(4.5)
     mce = mce_table(rob).set_index("variant")
     assert mce.loc["a", "mce"] == pytest.approx((0.4 + 1.0) / 2)
     assert mce.loc["ref", "mce"] == pytest.approx(1.0)
     assert mce.loc["a", "n_corruptions"] == 2
+
+
+def test_rel_drop_direction():
+    assert rel_drop(0.8, 0.6) == pytest.approx(0.25)  # 25 % of the clean score lost
+    assert rel_drop(0.5, 0.75, higher_is_better=False) == pytest.approx(0.5)  # error grew by half
+    assert rel_drop(0.5, 0.25, higher_is_better=False) == pytest.approx(-0.5)  # a gain is negative
+    assert np.isnan(rel_drop(0.0, 0.1))
 
 
 def test_bad_inputs_raise():

@@ -183,3 +183,57 @@ def test_configured_allocator_returns_freed_tensor_memory():
 def test_allocator_threshold_is_checked():
     with pytest.raises(ValueError, match="mmap_threshold"):
         configure_cpu_allocator(0)
+
+
+# -- provenance: each result row says whether it reproduces, and the report says when not --------
+def test_result_rows_record_whether_they_reproduce(tmp_path):
+    from harness.run.config import parse_config
+    from harness.run.driver import run_sweep
+    from harness.store import ResultStore
+
+    raw = {"run": {"name": "det", "seeds": [0]}, "train": {"epochs": 1},
+           "models": [{"name": "text-only", "options": {"hidden": 8}}],
+           "datasets": [{"name": "synthetic", "options": {"n_train": 4, "n_valid": 2, "n_test": 2, "keep_raw": False}}],
+           "deployment": {"enabled": False}}
+    run_sweep(parse_config(raw), tmp_path / "run", raw_config=raw, progress=False, log=lambda _m: None)
+    df = ResultStore(tmp_path / "run" / "results.sqlite", read_only=True).dataframe()
+    assert len(df) == 1 and df["deterministic"].tolist() == [1]  # the CPU's kernels are deterministic
+    from reports.build import build_report
+
+    build_report(tmp_path / "run", n_boot=50)
+    assert "Not bit-reproducible" not in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_report_names_rows_that_do_not_reproduce():
+    import pandas as pd
+
+    from reports.build import _determinism_lines
+
+    df = pd.DataFrame({"variant": ["mcer", "mcer", "tfn"], "device": ["cuda:H200"] * 3,
+                       "deterministic": [1, 0, None]})
+    (line, _) = _determinism_lines(df)
+    assert line.startswith("**Not bit-reproducible:** 1 of 3 result rows (mcer)") and "cuda:H200" in line
+    assert _determinism_lines(df.assign(deterministic=1)) == []
+    assert _determinism_lines(df.drop(columns="deterministic")) == []  # a store from before the column
+
+
+def test_process_executor_sizes_workers_with_the_plan(monkeypatch, tmp_path):
+    from harness.run import executors
+    from harness.run.config import parse_config
+    from harness.run.driver import run_cells
+
+    seen = {}
+
+    def fake_run_on_processes(todo, out, device_name, cfg_hash, emit_training, emit_result, workers, threads=None):
+        seen.update(workers=workers, threads=threads)
+
+    monkeypatch.setattr(executors, "run_on_processes", fake_run_on_processes)
+    monkeypatch.setattr(executors, "default_workers", lambda: 16)
+    cfg = parse_config({"run": {"executor": "processes"}, "models": [{"name": "text-only"}],
+                        "datasets": [{"name": "synthetic"}]})
+    todo = [(object(), [])] * 40
+    run_cells(cfg, todo, tmp_path, None, torch.device("cpu"), "h", print, print)
+    assert seen == {"workers": 16, "threads": 1}
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    run_cells(cfg, todo, tmp_path, None, torch.device("cuda"), "h", print, print)
+    assert seen == {"workers": GPU_WORKERS_PER_DEVICE, "threads": 16 // GPU_WORKERS_PER_DEVICE}

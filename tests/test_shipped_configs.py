@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import load_config
-from harness.sweep import make_plan
+from harness.run.config import load_config
+from harness.run.plan import make_plan
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.toml"))
 
@@ -24,10 +24,29 @@ def test_baselines_config_covers_every_registered_model():
     assert set(MODELS.names()) - listed == {"mcer-reference"}
 
 
-def test_demo_file_is_the_built_in_demo():
-    from harness.config import read_toml
-    from harness.demo import DEMO_CONFIG
+def test_built_in_demo_is_one_package_file_read_once():
+    from harness.run.config import demo_config, demo_config_text, parse_config
 
-    assert read_toml(Path(__file__).parent.parent / "configs" / "demo.toml") == DEMO_CONFIG
-    plan = make_plan(load_config(Path(__file__).parent.parent / "configs" / "demo.toml"))
+    assert demo_config_text() is demo_config_text()  # read once
+    plan = make_plan(parse_config(demo_config(), source="built-in demo"))
     assert len(plan.trainings) == 63 and plan.n_evaluations == 1386
+
+
+def test_preset_sweep_lists_every_preset_model_at_its_reference_dims(capsys):
+    from harness import MODELS
+    from harness.presets import presets_of
+    from harness.run.cli import main
+
+    path = Path(__file__).parent.parent / "configs" / "baselines_presets.toml"
+    cfg = load_config(path)
+    plan = make_plan(cfg)
+    with_presets = {n for n in MODELS if presets_of(MODELS.get(n))}
+    assert {t.model for t in plan.trainings} == with_presets
+    for t in plan.trainings:
+        preset = presets_of(MODELS.get(t.model))[t.options["preset"]]
+        dataset = next(d for d in cfg.datasets if d.shown == t.dataset_shown)
+        assert dataset.options["dims"] == dict(preset.dims), t.label
+        assert t.train.lr == preset.recipe["lr"], t.label  # the reference's recipe, no [train] override
+    assert main(["run", str(path), "--dry-run", "--out", "/nonexistent/never-written"]) == 0
+    listed = capsys.readouterr().out
+    assert all(f"{t.label} " in listed for t in plan.trainings)

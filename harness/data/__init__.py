@@ -1,4 +1,4 @@
-"""The data model (see DESIGN.md): specs, utterances, dialogues, datasets and batching."""
+"""The data model (see docs/DESIGN.md): specs, utterances, dialogues, datasets and batching."""
 
 from harness.data.collate import (
     IGNORE_INDEX,

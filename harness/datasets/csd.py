@@ -1,4 +1,4 @@
-"""CMU-MultimodalSDK computational sequences (``.csd``, HDF5): DATA.md §2.
+"""CMU-MultimodalSDK computational sequences (``.csd``, HDF5): docs/FORMATS.md §2.
 
 A folder of ``.csd`` files is read with h5py (never the SDK, which downloads URLs). Feature
 sequences are aligned to the words sequence with an average collapse (rows overlapping each
@@ -71,6 +71,94 @@ class Sequence:
                     raise DataError(f"{path}: entry {vid!r}: features shape {feats.shape} does not match intervals "
                                     f"shape {iv.shape} (need ndim >= 2 and equal first dims)")
                 self.entries[str(vid)] = (feats, iv.astype(np.float64))
+
+
+def sequence_role(name: str) -> str | None:
+    """The role (``words``, ``labels``, ``text``, ``audio``, ``video``) a sequence's file name
+    suggests, by the patterns the ``csd`` loader matches; ``None`` when none fits."""
+    low = name.lower()
+    for role, patterns in ROLE_PATTERNS.items():
+        if any(p in low for p in patterns):
+            if role == "words" and "vector" in low:
+                continue
+            if role == "labels" and "label" not in low:
+                continue
+            return role
+    return None
+
+
+def describe_sequence(path: str | Path) -> dict[str, Any]:
+    """What one ``.csd`` file holds, without a labels file or any other sequence beside it.
+
+    Returns its root name and metadata, the role its name suggests, the number of entries
+    (videos), the feature shape per row (or the word vocabulary size for a words sequence),
+    rows per entry, non-finite values, and how well the intervals cover each entry's time
+    span: ``coverage`` is the union of an entry's intervals divided by its span (1.0 = no
+    gaps), with the counts of entries that have gaps, overlapping rows, or degenerate
+    intervals (end <= start).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"csd: file {str(path)!r} does not exist")
+    seq = Sequence(path)
+    if not seq.entries:
+        raise DataError(f"{path}: root group {seq.root!r} has no entries under 'data'")
+    shapes: dict[tuple[int, ...], int] = {}
+    rows, coverage, spans = [], [], []
+    nonfinite = degenerate = with_gaps = with_overlaps = 0
+    words: set[str] = set()
+    is_text = False
+    for feats, iv in seq.entries.values():
+        shape = tuple(int(d) for d in feats.shape[1:])
+        shapes[shape] = shapes.get(shape, 0) + 1
+        rows.append(len(iv))
+        if feats.dtype.kind in "SUO":
+            is_text = True
+            words.update(w.decode("utf-8", "replace") if isinstance(w, bytes) else str(w) for w in feats.reshape(-1))
+        else:
+            nonfinite += int((~np.isfinite(feats.astype(np.float64))).sum())
+        if not len(iv):
+            continue
+        degenerate += int((iv[:, 1] <= iv[:, 0]).sum())
+        start, end = float(iv[:, 0].min()), float(iv[:, 1].max())
+        order = np.argsort(iv[:, 0], kind="stable")
+        s_, e_ = iv[order, 0], iv[order, 1]
+        overlaps = bool(np.any(s_[1:] < np.maximum.accumulate(e_)[:-1] - 1e-9))
+        covered, cur_s, cur_e = 0.0, s_[0], e_[0]
+        for a, b in zip(s_[1:], e_[1:]):
+            if a > cur_e:
+                covered += max(0.0, cur_e - cur_s)
+                cur_s, cur_e = a, b
+            else:
+                cur_e = max(cur_e, b)
+        covered += max(0.0, cur_e - cur_s)
+        span = end - start
+        frac = covered / span if span > 0 else 1.0
+        coverage.append(float(frac))
+        spans.append(span)
+        with_gaps += int(frac < 0.999)
+        with_overlaps += int(overlaps)
+    out: dict[str, Any] = {
+        "format": "csd-sequence", "source": str(path), "name": seq.name, "root": seq.root,
+        "role": sequence_role(seq.name), "metadata": seq.metadata, "entries": len(seq.entries),
+        "features": ({"kind": "words", "vocabulary": len(words)} if is_text else
+                     {"kind": "numeric", "row_shapes": {str(list(k)): n for k, n in shapes.items()},
+                      "dim": int(np.prod(next(iter(shapes)))) if len(shapes) == 1 else None,
+                      "nonfinite_values": nonfinite}),
+        "rows_per_entry": _stats(rows),
+        "intervals": {"span_seconds": _stats(spans), "coverage": _stats(coverage), "entries_with_gaps": with_gaps,
+                      "entries_with_overlapping_rows": with_overlaps, "degenerate_intervals": degenerate},
+        "note": ("a single computational sequence: it has no labels, so it is not a dataset on its own; the csd "
+                 "loader aligns it with the other sequences of its folder"),
+    }
+    return out
+
+
+def _stats(values: list[float] | list[int]) -> dict[str, float]:
+    if not values:
+        return {}
+    arr = np.asarray(values, dtype=np.float64)
+    return {"min": float(arr.min()), "mean": float(arr.mean()), "max": float(arr.max())}
 
 
 def average_collapse(ref: np.ndarray, feats: np.ndarray, iv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

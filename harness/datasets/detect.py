@@ -14,7 +14,7 @@ from typing import Any
 from harness.data.types import SPLITS, BenchDataset
 from harness.datasets.safe_pickle import DataError, safe_load, sha256_file
 
-# thuiar/MMSA README (DATA.md, "Published checksums")
+# thuiar/MMSA README (docs/FORMATS.md, "Published checksums")
 PUBLISHED_SHA256 = {
     "MOSI/Processed/unaligned_50.pkl": "78e0f8b5ef8ff71558e7307848fc1fa929ecb078203f565ab22b9daab2e02524",
     "MOSI/Processed/aligned_50.pkl": "d3994fd25681f9c7ad6e9c6596a6fe9b4beb85ff7d478ba978b124139002e5f9",
@@ -102,6 +102,24 @@ def load_path(path: str | Path, **options: Any) -> BenchDataset:
     check_options(DATASETS.get(fmt).obj, {"path": p, **options}, what=f"dataset {fmt!r}")
     build = {"mmsa": mmsa_from_object, "mult-pickle": mult_from_object, "erc-pickle": erc_from_object}[fmt]
     return build(obj, str(p), sha256=sha256_file(p), **options)
+
+
+def inspect_path(path: str | Path, **options: Any) -> dict[str, Any]:
+    """The card ``mcer-bench data inspect PATH`` prints: for a single ``.csd`` file, what that
+    sequence holds (:func:`harness.datasets.csd.describe_sequence`, no labels needed);
+    otherwise the dataset card of the detected format loaded with ``options``."""
+    p = Path(path)
+    if p.is_file():
+        with open(p, "rb") as f:
+            head = f.read(8)
+        if head == HDF5_MAGIC or p.suffix == ".csd":
+            if options:
+                raise ValueError(f"{p}: options {sorted(options)} apply to loading a dataset; a single .csd file is "
+                                 f"described as it is (inspect its folder to load the dataset)")
+            from harness.datasets.csd import describe_sequence
+
+            return describe_sequence(p)
+    return dataset_card(load_path(p, **options))
 
 
 def checksum_status(source: str | None, sha256: str | None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Conversation-level ERC pickles (IEMOCAP, MELD): every tuple layout of DATA.md §3.
+"""Conversation-level ERC pickles (IEMOCAP, MELD): every tuple layout of docs/FORMATS.md §3.
 
 The layout is chosen by tuple length and the types of its elements, then every dialogue is
 validated (equal per-utterance container lengths, one feature dim per modality, labels in
@@ -26,6 +26,10 @@ from harness.datasets.validate import (
 from harness.registry import DATASETS
 
 IEMOCAP_CLASSES = ("hap", "sad", "neu", "ang", "exc", "fru")
+IEMOCAP_CLASSES_4 = ("hap", "sad", "neu", "ang")
+# the common 4-class IEMOCAP setup (as raw-iemocap classes=4): exc merged into hap, fru left out
+IEMOCAP_TO_4 = {0: 0, 1: 1, 2: 2, 3: 3, 4: 0}
+CLASS_COUNTS = (None, 3, 4, 6, 7)  # None: every class of the label
 MELD_CLASSES = ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger")
 MELD_SENTIMENTS = ("neutral", "positive", "negative")
 SENTIMENT3 = ("negative", "neutral", "positive")
@@ -118,22 +122,27 @@ def _speaker_index(s: Any, source: str, vid: str, uid: str) -> tuple[int, str]:
 
 @DATASETS.register("erc-pickle", task="classification", source="DialogueRNN/MMGCN/SDT/GraphSmile/COSMIC pickles")
 def erc_pickle(path: str, label: str = "emotion", dataset: str = "auto", valid_fraction: float = 0.1, seed: int = 0,
-               nonfinite: str = "error", name: str | None = None) -> BenchDataset:
+               nonfinite: str = "error", name: str | None = None, classes: int | None = None) -> BenchDataset:
     """Conversation pickle of IEMOCAP or MELD (9/10/11/12/13/14-tuple, detected).
 
     ``label``: ``"emotion"`` (6 IEMOCAP / 7 MELD classes) or ``"sentiment"`` (3 classes; for
     IEMOCAP derived as GraphSmile does). ``dataset``: ``"auto"`` (from the speaker encoding:
-    'M'/'F' is IEMOCAP, one-hot is MELD), ``"iemocap"`` or ``"meld"``.
+    'M'/'F' is IEMOCAP, one-hot is MELD), ``"iemocap"`` or ``"meld"``. ``classes``: ``None``
+    (every class of the label), or ``4`` for the common 4-class IEMOCAP emotion setup (hap, sad,
+    neu, ang: exc merged into hap, fru utterances left out and counted in the card).
     """
+    if classes not in CLASS_COUNTS:
+        raise ValueError(f"erc-pickle: classes must be one of {CLASS_COUNTS} (None: every class of the label; 4: "
+                         f"IEMOCAP emotions hap+exc, sad, neu, ang), got {classes!r}")
     obj = safe_load(path)
     return erc_from_object(obj, str(path), label=label, dataset=dataset, valid_fraction=valid_fraction, seed=seed,
-                           nonfinite=nonfinite, name=name, sha256=sha256_file(path))
+                           nonfinite=nonfinite, name=name, sha256=sha256_file(path), classes=classes)
 
 
 @names_the_file
 def erc_from_object(obj: Any, source: str, label: str = "emotion", dataset: str = "auto", valid_fraction: float = 0.1,
                     seed: int = 0, nonfinite: str = "error", name: str | None = None,
-                    sha256: str | None = None) -> BenchDataset:
+                    sha256: str | None = None, classes: int | None = None) -> BenchDataset:
     """Build the dataset from an already (safely) unpickled ERC tuple; see :func:`erc_pickle`."""
     if label not in ("emotion", "sentiment"):
         raise ValueError(f"erc-pickle: label must be 'emotion' or 'sentiment', got {label!r}")
@@ -155,6 +164,14 @@ def erc_from_object(obj: Any, source: str, label: str = "emotion", dataset: str 
     else:
         raise DataError(f"{source}: label='sentiment' but layout {layout} has no sentiment labels")
     derive_sentiment = label == "sentiment" and label_key == "labels"
+    four_class = classes == 4 and dataset == "iemocap" and label == "emotion"
+    if classes is not None and classes != len(class_names) and not four_class:
+        raise ValueError(f"erc-pickle: classes={classes!r} is not available for dataset {dataset!r} with "
+                         f"label={label!r}: give None or {len(class_names)} (every class), or 4 for IEMOCAP emotions "
+                         f"(hap+exc, sad, neu, ang; fru left out)")
+    if four_class:
+        class_names = IEMOCAP_CLASSES_4
+    left_out = 0
     repairs = RepairLog(source)
     modalities = [m for m in FEATURE_ROLES if m in slots]
     dims: dict[str, int] = {}
@@ -181,6 +198,7 @@ def erc_from_object(obj: Any, source: str, label: str = "emotion", dataset: str 
             if len(slots[key][vid]) != n:
                 raise DataError(f"{source}: dialogue {did!r}: key {key!r} has {len(slots[key][vid])} items but "
                                 f"'labels' has {n}")
+        nonlocal left_out
         utts = []
         for i in range(n):
             uid = str(slots["ids"][vid][i]) if "ids" in slots else f"{did}_{i}"
@@ -189,12 +207,17 @@ def erc_from_object(obj: Any, source: str, label: str = "emotion", dataset: str 
                 x = to_features(slots[m][vid][i], source=source, key=m, uid=uid, repairs=repairs, nonfinite=nonfinite)
                 check_dims(dims, m, x, source, m, uid)
                 feats[m] = x
-            y = check_label(slots[label_key][vid][i], 6 if derive_sentiment else len(class_names), source,
-                            label_key, uid)
+            y = check_label(slots[label_key][vid][i], 6 if derive_sentiment or four_class else len(class_names),
+                            source, label_key, uid)
             if derive_sentiment:
                 y = IEMOCAP_TO_SENTIMENT[y]
+            if four_class:
+                if y not in IEMOCAP_TO_4:
+                    left_out += 1
+                    continue
+                y = IEMOCAP_TO_4[y]
             spk, spk_name = _speaker_index(slots["speakers"][vid][i], source, did, uid)
-            utts.append(Utterance(uid=uid, dialogue_id=did, position=i, speaker=spk, features=feats, label=y,
+            utts.append(Utterance(uid=uid, dialogue_id=did, position=len(utts), speaker=spk, features=feats, label=y,
                                   speaker_name=spk_name))
         return Dialogue(did, utts)
 
@@ -206,15 +229,20 @@ def erc_from_object(obj: Any, source: str, label: str = "emotion", dataset: str 
         card["validation"] = "shipped in the file"
     else:
         train_ids, valid_ids, card["validation"] = held_out_valid(train_ids, valid_fraction, seed)
-    splits = {"train": [build(v) for v in train_ids], "valid": [build(v) for v in valid_ids],
-              "test": [build(v) for v in split_ids["test"]]}
+    splits = {s: [d for d in (build(v) for v in ids) if d.utterances]  # a dialogue of only fru is left out
+              for s, ids in (("train", train_ids), ("valid", valid_ids), ("test", split_ids["test"]))}
+    if four_class:
+        card["classes"] = "4 (hap+exc, sad, neu, ang; fru left out)"
+        if left_out:
+            repairs.add("label_outside_classes_excluded", label_key, "(all dialogues)", left_out,
+                        f"{left_out} fru utterance(s) left out (classes=4); exc merged into hap")
     if any(len(v) == 0 for v in splits.values()):
         empty = [s for s, v in splits.items() if not v]
         raise DataError(f"{source}: split(s) {empty} have no dialogues")
     speakers_n = 2 if dataset == "iemocap" else max(
         9, 1 + max(u.speaker for s in splits.values() for d in s for u in d))
     if dataset == "meld" and layout in ("sdt-meld-13", "dialoguernn-meld-9"):
-        card["note"] = "MELD train ids of these files likely include the official dev dialogues (DATA.md §3c)"
+        card["note"] = "MELD train ids of these files likely include the official dev dialogues (docs/FORMATS.md §3c)"
     card["repairs"] = repairs.to_card()
     card["dims_provenance"] = {m: f"read from key {m!r} of the file" for m in dims}
     spec = DataSpec(dims=dims, task="classification", num_classes=len(class_names), num_speakers=speakers_n,

@@ -1,4 +1,4 @@
-"""MMSA processed pickles (MOSI / MOSEI aligned and unaligned, CH-SIMS): DATA.md §1.
+"""MMSA processed pickles (MOSI / MOSEI aligned and unaligned, CH-SIMS): docs/FORMATS.md §1.
 
 A split dict ``{'train','valid','test'}`` of parallel containers ``text (N,Lt,Dt)``,
 ``audio (N,La,Da)``, ``vision (N,Lv,Dv)``, ``id`` (``"<video>$_$<clip>"``) and labels. Each

@@ -1,5 +1,5 @@
 """MulT / CMU "processed_data" pickles: ``mosi_data(_noalign).pkl``, ``mosei_senti_data(_noalign).pkl``,
-``iemocap_data(_noalign).pkl`` (DATA.md §1, related variant).
+``iemocap_data(_noalign).pkl`` (docs/FORMATS.md §1, related variant).
 
 Same split dict as MMSA with keys ``text``, ``audio``, ``vision``, ``labels``, ``id``.
 ``labels`` is ``(N, 1, 1)`` sentiment in [-3, 3] (MOSI/MOSEI) or ``(N, 4, 2)`` for IEMOCAP

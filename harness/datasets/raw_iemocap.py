@@ -1,4 +1,4 @@
-"""IEMOCAP release layout (``IEMOCAP_full_release/Session{1..5}/...``): DATA.md §4.
+"""IEMOCAP release layout (``IEMOCAP_full_release/Session{1..5}/...``): docs/FORMATS.md §4.
 
 Labels and times from ``dialog/EmoEvaluation/<dialog>.txt`` (only lines ``[start - end]\\tutt\\temo\\t[V, A, D]``),
 text from ``dialog/transcriptions/<dialog>.txt``, audio from ``sentences/wav/<dialog>/<utt>.wav``,

@@ -1,4 +1,4 @@
-"""MELD raw layout: ``{train,dev,test}_sent_emo.csv`` + clips ``dia{D}_utt{U}.mp4`` (DATA.md §4).
+"""MELD raw layout: ``{train,dev,test}_sent_emo.csv`` + clips ``dia{D}_utt{U}.mp4`` (docs/FORMATS.md §4).
 
 Clip folders are found by globbing the pattern (other files, e.g. macOS ``._`` files, are
 ignored); a clip belongs to the split whose name (train / dev / test) appears in its folder

@@ -1,4 +1,4 @@
-"""Restricted unpickling for every dataset pickle (DATA.md §5).
+"""Restricted unpickling for every dataset pickle (docs/FORMATS.md §5).
 
 Only the globals a NumPy-array / container pickle needs are allowed (both the Python-2 and
 Python-3 spellings). Anything else, e.g. ``posix.system`` from a malicious ``__reduce__`` or

@@ -16,7 +16,9 @@ Each modality is a partial, noisy view of it, so that fusion beats any single mo
 Dialogues alternate between two speakers, each keeping a mood that changes with
 probability ``mood_change_prob`` per utterance, so dialogue context carries information.
 Features are extracted by the registered extractors ``hash-embed``, ``logmel`` and
-``frame-stats``. Each utterance also carries a sentiment ``score`` in [-3, 3] (valence times
+``frame-stats``, each standardised per dimension with the clean train split's statistics (the
+``standardized`` extractor, whose constants the card stores, so corrupted media re-extracted
+later are scaled the same way). Each utterance also carries a sentiment ``score`` in [-3, 3] (valence times
 intensity) so the same data serves regression models (``task="regression"``).
 """
 
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from harness.data.types import BenchDataset, DataSpec, Dialogue, RawMedia, Utterance
+from harness.extractors.projected import Standardized
 from harness.registry import DATASETS, EXTRACTORS
 
 CLASS_NAMES = ("neutral", "happy", "sad", "angry")
@@ -107,6 +110,35 @@ def _frames(rng: np.random.Generator, cls: int, n_frames: int, size: int, separa
     return np.clip(clip, 0, 255).astype(np.uint8)
 
 
+def _extractors(text_dim: int, n_mels: int, dims: tuple[tuple[str, int], ...], seed: int) -> dict[str, Any]:
+    """The extractor of each modality (what the features and their widths come from); with
+    ``dims``, only the modalities it names, each projected to its width."""
+    extractors = {
+        "text": EXTRACTORS.create("hash-embed", dim=text_dim),
+        "audio": EXTRACTORS.create("logmel", n_mels=n_mels),
+        "video": EXTRACTORS.create("frame-stats"),
+    }
+    if dims:  # the modalities named, each projected to its width
+        extractors = {m: EXTRACTORS.create("projected", base=extractors[m].config(), dim=width, seed=seed)
+                      for m, width in dims}
+    return extractors
+
+
+def synthetic_spec(task: str = "classification", text_dim: int = 64, n_mels: int = 40,
+                   dims: dict[str, int] | None = None) -> DataSpec:
+    """The :class:`DataSpec` that :func:`synthetic` gives with these options, without generating
+    any data (``mcer-bench describe`` builds models on it)."""
+    widths = {m: ex.dim for m, ex in _extractors(text_dim, n_mels, tuple(sorted((dims or {}).items())), 0).items()}
+    return DataSpec(
+        dims=widths,
+        task=task,  # type: ignore[arg-type]
+        num_classes=len(CLASS_NAMES) if task == "classification" else None,
+        num_speakers=2,
+        class_names=CLASS_NAMES if task == "classification" else None,
+        score_range=(-3.0, 3.0) if task == "regression" else None,
+    )
+
+
 @lru_cache(maxsize=4)
 def _generate(n_train: int, n_valid: int, n_test: int, min_utts: int, max_utts: int, seed: int,
               text_cue_prob: float, text_misleading_prob: float, separation: float, mood_change_prob: float,
@@ -144,16 +176,14 @@ def _generate(n_train: int, n_valid: int, n_test: int, min_utts: int, max_utts: 
                              "score": score, "raw": raw})
             dialogues[split].append((did, rows))
 
-    extractors = {
-        "text": EXTRACTORS.create("hash-embed", dim=text_dim),
-        "audio": EXTRACTORS.create("logmel", n_mels=n_mels),
-        "video": EXTRACTORS.create("frame-stats"),
-    }
-    for m, width in dims:
-        extractors[m] = EXTRACTORS.create("projected", base=extractors[m].config(), dim=width, seed=seed)
+    extractors = _extractors(text_dim, n_mels, dims, seed)
     flat = [r for split in dialogues.values() for _, rows in split for r in rows]
     media = [r["raw"] for r in flat]
     feats = {m: ex.extract(media) for m, ex in extractors.items()}
+    n_train_utts = sum(len(rows) for _, rows in dialogues["train"])
+    for m, ex in list(extractors.items()):  # standardised with the clean train split's statistics
+        extractors[m] = Standardized.fitted(ex, feats[m][:n_train_utts])
+        feats[m] = extractors[m].apply(feats[m])
     for i, r in enumerate(flat):
         r["features"] = {m: feats[m][i] for m in extractors}
         if not keep_raw:
@@ -187,9 +217,10 @@ def synthetic(
 
     Sizes are numbers of dialogues per split; each has ``min_utts..max_utts`` utterances.
     ``separation`` (>0) scales how far apart the audio and video cues of the classes lie.
-    ``dims`` (e.g. ``{"text": 768, "audio": 5, "video": 20}``) gives modalities the widths of a
-    reference configuration through a fixed seeded projection of their features (the
-    ``projected`` extractor), so a model preset can run on synthetic data.
+    ``dims`` (e.g. ``{"text": 768, "audio": 5, "video": 20}``) gives the data exactly the named
+    modalities, at the widths of a reference configuration, through a fixed seeded projection
+    of their features (the ``projected`` extractor), so a model preset can run on synthetic
+    data (``{"text": 600, "audio": 300}`` drops video).
     """
     if dims is not None:
         unknown = sorted(set(dims) - {"text", "audio", "video"})
@@ -210,18 +241,10 @@ def synthetic(
             raise ValueError(f"synthetic: {name} must be a probability in [0, 1], got {value}")
     if separation <= 0:
         raise ValueError(f"synthetic: separation must be > 0, got {separation}")
-    dialogues, dims, ex_config = _generate(n_train, n_valid, n_test, min_utts, max_utts, seed, text_cue_prob,
-                                           text_misleading_prob, separation, mood_change_prob, frame_size,
-                                           n_frames, text_dim, n_mels, keep_raw,
-                                           tuple(sorted((dims or {}).items())))
-    spec = DataSpec(
-        dims=dims,
-        task=task,  # type: ignore[arg-type]
-        num_classes=len(CLASS_NAMES) if task == "classification" else None,
-        num_speakers=2,
-        class_names=CLASS_NAMES if task == "classification" else None,
-        score_range=(-3.0, 3.0) if task == "regression" else None,
-    )
+    dialogues, _, ex_config = _generate(n_train, n_valid, n_test, min_utts, max_utts, seed, text_cue_prob,
+                                        text_misleading_prob, separation, mood_change_prob, frame_size,
+                                        n_frames, text_dim, n_mels, keep_raw, tuple(sorted((dims or {}).items())))
+    spec = synthetic_spec(task, text_dim, n_mels, dims)
     splits = {
         split: [
             Dialogue(did, [

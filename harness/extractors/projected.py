@@ -1,4 +1,5 @@
-"""A fixed random projection on top of another extractor, to give features a chosen width."""
+"""Fixed transforms on top of another extractor: a random projection to a chosen width, and a
+standardisation with fixed statistics."""
 
 from __future__ import annotations
 
@@ -49,3 +50,52 @@ class Projected(Extractor):
     def extract(self, media: Sequence[RawMedia]) -> list[torch.Tensor]:
         with machine_independent_threads():  # per-item products on one thread: see LogMel.extract
             return [x.float() @ self._matrix for x in self._base.extract(media)]
+
+
+@EXTRACTORS.register("standardized", modality="any")
+class Standardized(Extractor):
+    """Features of ``base`` standardised per dimension with fixed statistics:
+    ``(x - mean) / std``, ``[T, D]`` -> ``[T, D]``.
+
+    ``mean`` and ``std`` are constants (e.g. computed once from a dataset's clean train split
+    and stored in its card), so corrupted media re-extracted later land in the same space, and
+    a corruption's effect is never normalised away.
+    """
+
+    name = "standardized"
+
+    def __init__(self, base: dict[str, Any], mean: list[float], std: list[float]) -> None:
+        if not isinstance(base, dict) or "name" not in base:
+            raise ValueError(f"standardized: base must be an extractor config with a 'name' key, got {base!r}")
+        self.base = dict(base)
+        params = {k: v for k, v in self.base.items() if k != "name"}
+        self._base = EXTRACTORS.create(self.base["name"], **params)
+        self.modality = self._base.modality  # type: ignore[misc]
+        if len(mean) != self._base.dim or len(std) != self._base.dim or any(not s > 0 for s in std):
+            raise ValueError(f"standardized: mean and std need {self._base.dim} values each (std > 0), got "
+                             f"{len(mean)} and {len(std)}")
+        self.mean, self.std = [float(m) for m in mean], [float(s) for s in std]
+        self._mean = torch.tensor(self.mean, dtype=torch.float32)
+        self._std = torch.tensor(self.std, dtype=torch.float32)
+
+    @property
+    def dim(self) -> int:
+        return self._base.dim
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "base": self.base, "mean": self.mean, "std": self.std}
+
+    @classmethod
+    def fitted(cls, base: Extractor, features: list[torch.Tensor]) -> Standardized:
+        """A standardiser of ``base`` with the per-dimension mean and std of ``features`` (all
+        frames pooled), rounded to 6 significant digits so the config stays readable."""
+        x = torch.cat([f.float() for f in features])
+        mean = [float(f"{v:.6g}") for v in x.mean(0).tolist()]
+        std = [float(f"{max(v, 1e-3):.6g}") for v in x.std(0).tolist()]
+        return cls(base.config(), mean, std)
+
+    def apply(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [(f.float() - self._mean) / self._std for f in features]
+
+    def extract(self, media: Sequence[RawMedia]) -> list[torch.Tensor]:
+        return self.apply(self._base.extract(media))

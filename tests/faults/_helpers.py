@@ -68,9 +68,13 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def cli_run(cfg: Path, out: Path, *extra: str, fault: str | None = None, wait: bool = True,
-            cwd: Path | None = None, **env_extra: str) -> Any:
-    """``mcer-bench run CFG --out OUT --quiet --no-report`` in a fresh interpreter."""
-    cmd = [sys.executable, "-m", "harness", "run", str(cfg), "--out", str(out), "--quiet", "--no-report", *extra]
+            cwd: Path | None = None, within: list[str] | None = None, **env_extra: str) -> Any:
+    """``mcer-bench run CFG --out OUT --resume --quiet --no-report`` in a fresh interpreter (every
+    run of the suite continues its directory, as a restart after a crash does); ``within``: a
+    command prefix, e.g. ``nsenter`` into a private network namespace."""
+    resume = [] if "--resume" in extra else ["--resume"]
+    cmd = [*(within or []), sys.executable, "-m", "harness", "run", str(cfg), "--out", str(out), *resume, "--quiet",
+           "--no-report", *extra]
     e = env(**({"MCER_BENCH_FAULT": fault} if fault else {}), **env_extra)
     if wait:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=e, cwd=cwd)
@@ -141,8 +145,8 @@ def sweep_data(seeds: tuple[int, ...] = (0, 1), **changes: Any) -> dict[str, Any
 
 
 def sweep_in_process(data: dict[str, Any], out: Path) -> Any:
-    """Validate ``data`` and run it with :func:`harness.sweep.run_sweep` in this process."""
-    from harness.config import parse_config
-    from harness.sweep import run_sweep
+    """Validate ``data`` and run it with :func:`harness.run.driver.run_sweep` in this process."""
+    from harness.run.config import parse_config
+    from harness.run.driver import run_sweep
 
-    return run_sweep(parse_config(data), out, raw_config=data, progress=False, log=lambda _msg: None)
+    return run_sweep(parse_config(data), out, raw_config=data, progress=False, log=lambda _msg: None, resume=True)

@@ -14,7 +14,7 @@ import json
 import pytest
 import torch
 
-from corruptions.base import SeverityTable
+from harness.corruption import Corruption, SeverityTable
 from harness.data.types import DataSpec
 from harness.models import BenchModel, head, masked_mean
 from harness.registry import CORRUPTIONS, MODELS
@@ -61,12 +61,14 @@ class AllocatesPerItem(BenchModel):
         return self.head(masked_mean(batch.inputs["text"], batch.lengths["text"]))
 
 
-class PoisonAudio:
+class PoisonAudio(Corruption):
     """Test corruption: from severity 4 on, the first utterance's audio features become NaN."""
 
+    name = "faults-poison"
     table = SeverityTable("poisoned fraction", "", (0.0, 0.1, 0.2, 0.3, 0.4, 0.5))
 
     def __init__(self, value: float = float("nan")) -> None:
+        super().__init__("audio")
         self.value = value
 
     def __call__(self, dialogues, severity, seed):  # noqa: ANN001, ANN204
@@ -133,8 +135,8 @@ def _stored(db):
 
 
 def test_retry_failed_reruns_only_failed_cells_and_keeps_one_row_per_cell(tmp_path):
-    from harness.config import parse_config
-    from harness.sweep import run_sweep
+    from harness.run.config import parse_config
+    from harness.run.driver import run_sweep
 
     data = sweep_data(seeds=(0,), models=[{"name": "faults-nan", "options": {"k": 3}},
                                           {"name": "text-only", "options": {"hidden": 8}}],

@@ -11,9 +11,9 @@ import tomli_w
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.cli import main
-from harness.config import ConfigError, parse_config
-from harness.sweep import SweepError, make_plan
+from harness.run.cli import main
+from harness.run.config import ConfigError, parse_config
+from harness.run.plan import SweepError, make_plan
 
 from ._helpers import TALLY, fuzz_settings, sweep_data
 

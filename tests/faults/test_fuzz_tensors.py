@@ -26,11 +26,13 @@ pytestmark = pytest.mark.faults
 
 TINY: dict[str, dict] = {  # the sizes of tests/test_baselines.py and tests/test_mcer_model.py
     "text-only": {"hidden": 8}, "audio-only": {"hidden": 8}, "video-only": {"hidden": 8},
-    "early-fusion": {"hidden": 8, "align_len": 4}, "late-fusion": {"hidden": 8},
-    "tfn": {"hidden": 4, "text_hidden": 4, "post_hidden": 16},
-    "lmf": {"hidden": 8, "text_hidden": 8, "rank": 2, "fusion_dim": 8},
-    "mult": {"d": 8, "heads": 2, "layers": 1}, "misa": {"hidden": 8, "heads": 2},
-    "mfn": {"hidden": 8, "mem": 8, "align_len": 4}, "bc-lstm": {"hidden": 8}, "dialoguernn": {"hidden": 8},
+    "early-fusion": {"hidden": 8, "layers": 2, "align_len": 4}, "late-fusion": {"hidden": 8},
+    "tfn": {"text_hidden": 4, "text_out": 4, "audio_hidden": 4, "video_hidden": 4, "post_fusion_dim": 16},
+    "lmf": {"text_hidden": 8, "text_out": 8, "audio_hidden": 8, "video_hidden": 8, "rank": 2},
+    "lf-dnn": {"text_hidden": 8, "text_out": 8, "audio_hidden": 4, "video_hidden": 4, "post_fusion_dim": 8},
+    "mult": {"d": 8, "heads": 2, "layers": 1, "memory_layers": 1, "text_kernel": 3},
+    "misa": {"hidden": 8, "heads": 2, "ff_dim": 16},
+    "mfn": {"text_hidden": 8, "audio_hidden": 4, "video_hidden": 4, "mem": 8, "align_len": 4}, "bc-lstm": {"hidden": 8}, "dialoguernn": {"hidden": 8},
     "dialoguegcn": {"hidden": 8, "window": 2}, "mmgcn": {"hidden": 8, "layers": 2},
     "sdt": {"d": 8, "heads": 2, "layers": 1}, "mcer": {"hidden": 16, "heads": 2, "window": 3},
     "mcer-reference": {"hidden": 16, "heads": 2, "fusion_heads": 2, "window": 3},  # released structure, tiny sizes

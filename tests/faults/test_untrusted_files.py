@@ -200,7 +200,7 @@ def test_raw_iemocap_utterance_id_with_dotdot_is_refused(tmp_path):
 
 @pytest.mark.parametrize("name", ["../escape", "a/b", "..", "/abs", "x\\..\\y"])
 def test_run_name_cannot_place_the_run_outside_runs(tmp_path, name):
-    from harness.config import ConfigError, parse_config
+    from harness.run.config import ConfigError, parse_config
 
     from ._helpers import sweep_data
 

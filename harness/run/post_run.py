@@ -2,7 +2,7 @@
 
 * ``dataset_card`` artifacts: each dataset's card (``harness.datasets.detect.dataset_card``).
 * ``deployment`` artifacts: one deployment profile per model label and dataset
-  (``reports.deployment.deployment_profile``), measured on the checkpoint of the first seed
+  (``harness.profile.deployment_profile``), measured on the checkpoint of the first seed
   trained on clean data, after every training has finished, so no training competes with the
   timing. Stored under ``"<label>|<dataset>|<device>"``; a resumed run measures only what is missing.
 * ``figures/gallery_<dataset>.{png,pdf}``: the sweep's raw-media corruptions at severities 0..5
@@ -23,9 +23,9 @@ from typing import Any
 import torch
 
 from harness.checkpoint import CheckpointError, load_checkpoint
-from harness.config import SweepConfig
 from harness.provenance import now_utc
 from harness.registry import CORRUPTIONS, MODELS
+from harness.run.config import SweepConfig
 from harness.runtime import describe_device
 from harness.store import ResultStore
 
@@ -42,8 +42,8 @@ def record_dataset_cards(cfg: SweepConfig, cache: Any, store: ResultStore) -> in
 
     n = 0
     for entry in cfg.datasets:
-        card = dataset_card(cache.dataset(entry.name, entry.options))
-        store.add_artifact("dataset_card", entry.name, card, now_utc())
+        card = {**dataset_card(cache.dataset(entry.name, entry.options)), "name": entry.shown}
+        store.add_artifact("dataset_card", entry.shown, card, now_utc())
         n += 1
     return n
 
@@ -52,7 +52,7 @@ def _first_clean_trainings(trainings: Sequence[Any]) -> list[Any]:
     """One training cell per (label, dataset): clean condition if present, lowest seed."""
     chosen: dict[tuple[str, str], Any] = {}
     for t in trainings:
-        k = (t.label, t.dataset)
+        k = (t.label, t.dataset_shown)
         cur = chosen.get(k)
         rank = (t.condition != "clean", t.seed)
         if cur is None or rank < (cur.condition != "clean", cur.seed):
@@ -63,19 +63,19 @@ def _first_clean_trainings(trainings: Sequence[Any]) -> list[Any]:
 def record_deployment(cfg: SweepConfig, trainings: Sequence[Any], cache: Any, store: ResultStore, out: Path,
                       device: torch.device, log_fn: Callable[[str], None] = print) -> int:
     """Profile each model once per dataset (see the module doc); returns how many were measured."""
-    from reports.deployment import deployment_profile, mean_utterance_duration
+    from harness.profile import deployment_profile, mean_utterance_duration
 
     if not cfg.deployment.enabled:
         return 0
     dev = describe_device(device)
     done = store.artifacts("deployment")
-    todo = [t for t in _first_clean_trainings(trainings) if deployment_key(t.label, t.dataset, dev) not in done]
+    todo = [t for t in _first_clean_trainings(trainings) if deployment_key(t.label, t.dataset_shown, dev) not in done]
     if todo:
         log_fn(f"deployment: profiling {len(todo)} model(s) on {dev}")
     measured = 0
     for t in todo:
-        key = deployment_key(t.label, t.dataset, dev)
-        base = {"variant": t.label, "model_name": t.model, "dataset": t.dataset, "train_key": t.key, "seed": t.seed}
+        key = deployment_key(t.label, t.dataset_shown, dev)
+        base = {"variant": t.label, "model_name": t.model, "dataset": t.dataset_shown, "train_key": t.key, "seed": t.seed}
         try:
             dataset = cache.dataset(t.dataset, t.dataset_options)
             state, _meta = load_checkpoint(out / "checkpoints" / f"{t.key}.pt")
@@ -91,15 +91,15 @@ def record_deployment(cfg: SweepConfig, trainings: Sequence[Any], cache: Any, st
             measured += 1
         except (CheckpointError, RuntimeError, ValueError, OSError) as exc:
             record = {**base, "device": dev, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-            log.warning("deployment profile of %s on %s failed: %s", t.label, t.dataset, record["error"])
+            log.warning("deployment profile of %s on %s failed: %s", t.label, t.dataset_shown, record["error"])
         store.add_artifact("deployment", key, record, now_utc())
     return measured
 
 
 def write_galleries(cfg: SweepConfig, cache: Any, out: Path) -> list[str]:
     """Draw the sweep's raw-media corruptions for each dataset that keeps raw media; returns paths."""
-    from corruptions.base import RawCorruption
     from corruptions.gallery import make_gallery
+    from harness.corruption import RawCorruption
 
     names: list[str] = []
     options: dict[str, dict[str, Any]] = {}
@@ -114,7 +114,7 @@ def write_galleries(cfg: SweepConfig, cache: Any, out: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     for entry in cfg.datasets:
-        stem = out / "figures" / f"gallery_{entry.name}"
+        stem = out / "figures" / f"gallery_{entry.shown}"
         if stem.with_suffix(".png").exists():
             written += [str(stem.with_suffix(".png")), str(stem.with_suffix(".pdf"))]
             continue
@@ -128,7 +128,7 @@ def write_galleries(cfg: SweepConfig, cache: Any, out: Path) -> list[str]:
     return written
 
 
-def run_post_sweep(cfg: SweepConfig, trainings: Sequence[Any], cache: Any, store: ResultStore, out: Path,
+def run_post_run(cfg: SweepConfig, trainings: Sequence[Any], cache: Any, store: ResultStore, out: Path,
                    device: torch.device, log_fn: Callable[[str], None] = print) -> None:
     """Dataset cards, deployment profiles and galleries; a failure here is logged, never fatal
     (the result rows are already stored and the report marks what is missing)."""

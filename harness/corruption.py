@@ -3,9 +3,9 @@
 Every corruption has a fixed :class:`SeverityTable` mapping severity 0 (clean, the identity)
 and 1..5 to a physical parameter that grows monotonically harsher (SNR in dB, blur sigma,
 drop rate...), like imagecorruptions' ``corrupt(x, name, severity)``. Randomness comes only
-from :func:`utterance_rng`, seeded by the corruption's name, the severity, the sweep's
+from :meth:`Corruption.rng_for`, seeded by the corruption's name, the severity, the sweep's
 corruption seed and the utterance id, so every model sees the identical corrupted test set
-(paired corruption, DESIGN.md rule 1) whatever the batching or order.
+(paired corruption, docs/DESIGN.md rule 1) whatever the batching or order.
 """
 
 from __future__ import annotations
@@ -56,12 +56,27 @@ def _jsonable(x: float) -> float | str:
     return str(x) if isinstance(x, float) and math.isinf(x) else x
 
 
+def is_severity(value: Any, lowest: int = 0) -> bool:
+    """True when ``value`` is an integer (not a bool) in ``lowest..MAX_SEVERITY``: the one
+    severity check every config, corruption and table uses."""
+    return (not isinstance(value, bool) and isinstance(value, (int, np.integer))
+            and lowest <= int(value) <= MAX_SEVERITY)
+
+
+def check_severities(values: Sequence[Any], lowest: int = 0) -> list[int]:
+    """The sorted distinct severities of ``values``; ``ValueError`` naming every value that is
+    not an integer in ``lowest..MAX_SEVERITY`` (0 is the clean cell)."""
+    bad = [v for v in values if not is_severity(v, lowest)]
+    if bad:
+        clean = " (0 = clean)" if lowest == 0 else ""
+        raise ValueError(f"severities must be integers in {lowest}..{MAX_SEVERITY}{clean}, got {bad!r}")
+    return sorted({int(v) for v in values})
+
+
 def check_severity(severity: Any) -> int:
-    """Return ``severity`` as an int in 0..5 or raise ``ValueError`` naming the bad value."""
-    if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)):
-        raise ValueError(f"severity must be an integer in 0..{MAX_SEVERITY}, got {severity!r}")
-    if not 0 <= int(severity) <= MAX_SEVERITY:
-        raise ValueError(f"severity must be in 0..{MAX_SEVERITY}, got {severity}")
+    """Return ``severity`` as an int in 0..MAX_SEVERITY or raise ``ValueError`` naming it."""
+    if not is_severity(severity):
+        raise ValueError(f"severity must be an integer in 0..{MAX_SEVERITY} (0 = clean), got {severity!r}")
     return int(severity)
 
 
@@ -70,6 +85,12 @@ def utterance_rng(seed: int, *keys: object) -> np.random.Generator:
     text = "|".join([str(int(seed)), *map(str, keys)])
     digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
     return np.random.default_rng(int.from_bytes(digest, "little"))
+
+
+def dialogue_position(index: int, n_utterances: int) -> float:
+    """An utterance's relative place in its dialogue: 0 for the first, 1 for the last (0 when
+    the dialogue has one utterance). The ``rising`` schedule grows noise along it."""
+    return index / (n_utterances - 1) if n_utterances > 1 else 0.0
 
 
 class Corruption:
@@ -87,19 +108,37 @@ class Corruption:
         """Name and constructor parameters (used in cache keys and stored provenance)."""
         return {"name": self.name, **{k: v for k, v in vars(self).items() if not k.startswith("_")}}
 
-    def corrupt_utterance(self, utt: Utterance, severity: int, rng: np.random.Generator) -> Utterance:
+    def rng_for(self, seed: int, severity: int, uid: str) -> np.random.Generator:
+        """The paired-corruption key: the only source of randomness for corrupting utterance
+        ``uid``. It depends on the sweep's corruption seed, this corruption and modality, the
+        severity and the utterance id alone, never on batching or order, so every model is
+        evaluated on the identical corrupted input."""
+        return utterance_rng(seed, self.name, self.modality, severity, uid)
+
+    def check_utterance(self, utt: Utterance) -> None:
+        """Raise ``ValueError`` naming the utterance when it cannot be corrupted (checked for
+        every utterance before anything is corrupted)."""
+
+    def corrupt_utterance(self, utt: Utterance, severity: int, rng: np.random.Generator,
+                          position: float = 0.0) -> Utterance:
+        """A corrupted copy of ``utt`` at ``severity`` (1..5), drawing randomness from ``rng``
+        only; ``position`` is :func:`dialogue_position`."""
         raise NotImplementedError
 
     def __call__(self, dialogues: Sequence[Dialogue], severity: int, seed: int = 0) -> list[Dialogue]:
         """Corrupted copies of ``dialogues`` (the input is never modified). Severity 0 returns
         the input dialogues unchanged."""
         severity = check_severity(severity)
+        for d in dialogues:
+            for u in d.utterances:
+                self.check_utterance(u)
         if severity == 0:
             return list(dialogues)
         out = []
         for d in dialogues:
-            utts = [self.corrupt_utterance(u, severity, utterance_rng(seed, self.name, self.modality, severity, u.uid))
-                    for u in d.utterances]
+            n = len(d.utterances)
+            utts = [self.corrupt_utterance(u, severity, self.rng_for(seed, severity, u.uid), dialogue_position(i, n))
+                    for i, u in enumerate(d.utterances)]
             out.append(Dialogue(d.dialogue_id, utts))
         return out
 
@@ -202,9 +241,8 @@ class RawCorruption(Corruption):
         if severity == 0:
             return list(dialogues)
         pool = sorted(utts, key=lambda u: u.uid)
-        contexts = [UttContext(i / (len(d) - 1) if len(d) > 1 else 0.0, pool)
-                    for d in dialogues for i, _ in enumerate(d.utterances)]
-        rngs = [utterance_rng(seed, self.name, self.modality, severity, u.uid) for u in utts]
+        contexts = [UttContext(dialogue_position(i, len(d)), pool) for d in dialogues for i, _ in enumerate(d.utterances)]
+        rngs = [self.rng_for(seed, severity, u.uid) for u in utts]
         values = self.corrupt_raw(utts, severity, rngs, contexts)
         raws = [replace(u.raw, **{self.raw_field: v}) for u, v in zip(utts, values)]
         feats = extractor.extract(raws) if extractor is not None else None

@@ -1,28 +1,28 @@
 """Parallel executors: one task per training cell with its evaluation grid.
 
 ``run_on_processes`` (executor ``"processes"``) uses a pool of local worker processes;
-``run_on_ray`` (executor ``"ray"``) uses Ray tasks, locally or on a cluster.
+``run_on_ray`` (executor ``"ray"``) uses Ray tasks, on a local instance or a cluster
+(:mod:`harness.run.cluster` joins it and checks it first).
 
 Workers train (or restore) the model, evaluate its cells and return the result rows and
 predictions; the driver alone writes the result store, so the store never sees concurrent
 writers and a driver restart resumes from what was stored. Checkpoints are written by the
 workers under the run directory, which must therefore be on storage the workers share
-(always true on a local Ray instance; on a cluster, use a shared filesystem for ``--out``).
-
-Connecting: ``ray.init()`` joins the cluster named by ``RAY_ADDRESS`` when set (e.g.
-``RAY_ADDRESS=ray://head:10001``), else it starts a local instance. Each task asks for one
-GPU when the cluster has GPUs, else one CPU.
+(always true on one machine; on a cluster it is checked before the sweep starts).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.run.cluster import RaySession
+from harness.run.plan import EvalCell, TrainingCell
+from harness.run.worker import DatasetCache, run_training_cell
 from harness.runtime import select_device
-from harness.sweep import DatasetCache, EvalCell, TrainingCell, run_training_cell
 
 
 class WorkerLostError(RuntimeError):
@@ -44,33 +44,59 @@ def _train_and_evaluate(t: TrainingCell, cells: list[EvalCell], out: str, device
     return trainings, results
 
 
+TASK_RETRIES = 3
+"""How often Ray runs a training cell again when its worker process or its node dies (the
+cell's own errors are rows already, never retried). A retried cell restores the checkpoint
+its first attempt may have written; the driver stores each cell's rows once."""
+FEASIBILITY_CHECK_S = 10.0
+FEASIBILITY_GRACE_S = 120.0
+"""How long the cluster may lack a node with the resources a cell asks for (a lost GPU node
+that an autoscaler may replace) before the sweep stops instead of waiting forever."""
+
+
 def run_on_ray(todo: list[tuple[TrainingCell, list[EvalCell]]], out: Path, device_name: str, cfg_hash: str,
                emit_training: Callable[[dict[str, Any]], None],
-               emit_result: Callable[[EvalCell, dict[str, Any], Any], None]) -> None:
-    """Run every training cell of ``todo`` as a Ray task; write results as tasks finish."""
+               emit_result: Callable[[EvalCell, dict[str, Any], Any], None], session: RaySession) -> None:
+    """Run every training cell of ``todo`` as a Ray task of ``session``; emit results as tasks finish.
+
+    A node lost mid-cell costs that cell a retry, on another node (:data:`TASK_RETRIES`).
+    When a cell runs out of retries, or the cluster no longer has a node with the resources
+    a cell asks for, :class:`WorkerLostError` names the cell; what was stored stays, and
+    ``--resume`` goes on from there.
+    """
+    import ray
+
+    task = ray.remote(num_cpus=session.num_cpus, num_gpus=session.num_gpus, max_retries=TASK_RETRIES,
+                      retry_exceptions=False)(_train_and_evaluate)
+    pending = {task.remote(t, cells, str(out.resolve()), device_name, cfg_hash): t for t, cells in todo}
+    lacking_since: float | None = None
     try:
-        import ray
-    except ImportError:
-        raise RuntimeError("executor 'ray' needs the ray package: pip install 'mcer-bench[ray]'") from None
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        gpus = ray.cluster_resources().get("GPU", 0)
-        task = ray.remote(num_gpus=1 if gpus else 0, num_cpus=1, max_retries=0)(_train_and_evaluate)
-        pending = {task.remote(t, cells, str(out.resolve()), device_name, cfg_hash): t for t, cells in todo}
         while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=FEASIBILITY_CHECK_S)
+            if not done:  # a lost node may have taken the only GPU (or CPU) with it
+                missing = session.missing_resources()
+                lacking_since = None if missing is None else (lacking_since or time.monotonic())
+                if lacking_since is not None and time.monotonic() - lacking_since > FEASIBILITY_GRACE_S:
+                    raise WorkerLostError(f"{missing} for {FEASIBILITY_GRACE_S:g} s, so {len(pending)} training "
+                                          f"cell(s) cannot run; stored cells are kept, rerun with --resume")
+                continue
             for ref in done:
-                pending.pop(ref)
-                trainings, results = ray.get(ref)
+                t = pending.pop(ref)
+                try:
+                    trainings, results = ray.get(ref)
+                except (ray.exceptions.NodeDiedError, ray.exceptions.WorkerCrashedError) as exc:
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    raise WorkerLostError(f"training cell {t.label!r} seed {t.seed} lost its Ray worker "
+                                          f"{TASK_RETRIES + 1} times ({type(exc).__name__}: {first}); stored "
+                                          f"cells are kept, rerun with --resume") from None
                 for row in trainings:
                     emit_training(row)
                 for cell, row, preds in results:
                     emit_result(cell, row, preds)
-    finally:
-        if started_here:
-            ray.shutdown()
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
 
 
 def _init_process_worker(threads: int, driver_pid: int) -> None:
@@ -96,9 +122,11 @@ def default_workers() -> int:
 
 def run_on_processes(todo: list[tuple[TrainingCell, list[EvalCell]]], out: Path, device_name: str, cfg_hash: str,
                      emit_training: Callable[[dict[str, Any]], None],
-                     emit_result: Callable[[EvalCell, dict[str, Any], Any], None], workers: int) -> None:
+                     emit_result: Callable[[EvalCell, dict[str, Any], Any], None], workers: int,
+                     threads: int | None = None) -> None:
     """Run the training cells of ``todo`` on ``workers`` local processes (spawned, each with
-    ``cores // workers`` torch threads); the driver writes results as each cell finishes.
+    ``threads`` torch threads, default ``cores // workers``: :func:`harness.runtime.plan_workers`
+    gives both); the driver writes results as each cell finishes.
 
     A worker that dies (e.g. killed by the kernel for memory) aborts the sweep with the
     training cell named; what was stored stays, and ``--resume`` goes on from there.
@@ -108,7 +136,9 @@ def run_on_processes(todo: list[tuple[TrainingCell, list[EvalCell]]], out: Path,
 
     if workers < 1:
         raise ValueError(f"run.workers must be >= 1, got {workers}")
-    threads = max(1, default_workers() // workers)
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    threads = threads or max(1, default_workers() // workers)
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                                 initializer=_init_process_worker, initargs=(threads, os.getpid())) as pool:
         futures = {pool.submit(_train_and_evaluate, t, cells, str(out.resolve()), device_name, cfg_hash): t

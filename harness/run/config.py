@@ -31,12 +31,15 @@ from __future__ import annotations
 import inspect
 import types
 import typing
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Union
 
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from harness.corruption import check_severities
 from harness.registry import (
     CORRUPTIONS,
     DATASETS,
@@ -45,19 +48,12 @@ from harness.registry import (
     RegistryError,
     accepted_options,
 )
+from harness.run.validate import describe_validation_error, input_problems
 from harness.train import TrainConfig
 
 
 class ConfigError(ValueError):
     """An invalid sweep configuration; the message lists every problem found."""
-
-
-def _check_severities(values: list[int], lowest: int, message: str) -> list[int]:
-    """Sorted distinct severities, or ValueError listing those outside ``lowest..5``."""
-    bad = [s for s in values if not lowest <= s <= 5]
-    if bad:
-        raise ValueError(f"{message}, got {bad}")
-    return sorted(set(values))
 
 
 EXECUTORS = ("local", "processes", "ray")
@@ -75,6 +71,7 @@ class RunSection(_Strict):
     metric: str | None = None
     executor: str = "local"
     workers: int | None = Field(default=None, ge=1)  # executor "processes": pool size (default: the CPU cores)
+    limit: int | None = Field(default=None, ge=1)  # smoke run: the first `limit` dialogues of each split (--limit)
 
     @field_validator("name")
     @classmethod
@@ -134,6 +131,7 @@ class ModelEntry(_Strict):
     set: str | None = None
     label: str | None = None
     preset: str | None = None  # the model's reference configuration: its options and training recipe
+    datasets: list[str] | None = Field(default=None, min_length=1)  # dataset labels it runs on (default: all)
     options: dict[str, Any] = Field(default_factory=dict)
     train: TrainSection | None = None
 
@@ -151,7 +149,12 @@ class ModelEntry(_Strict):
 
 class DatasetEntry(_Strict):
     name: str
+    label: str | None = None  # how results name it (default: name); tells apart two entries of one loader
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def shown(self) -> str:
+        return self.label or self.name
 
 
 class CorruptionEntry(_Strict):
@@ -163,7 +166,7 @@ class CorruptionEntry(_Strict):
     @field_validator("severities")
     @classmethod
     def _severities(cls, v: list[int]) -> list[int]:
-        return _check_severities(v, 0, "severities must be integers in 0..5 (0 = clean)")
+        return check_severities(v, lowest=0)
 
 
 class MixEntry(_Strict):
@@ -174,7 +177,7 @@ class MixEntry(_Strict):
     @field_validator("severities")
     @classmethod
     def _severities(cls, v: list[int]) -> list[int]:
-        return _check_severities(v, 1, "training-mix severities must be integers in 1..5")
+        return check_severities(v, lowest=1)
 
 
 class TrainConditionEntry(_Strict):
@@ -216,6 +219,24 @@ class DeploymentSection(_Strict):
     repeats: int = Field(default=3, ge=1, le=100)
 
 
+class TuneSection(_Strict):
+    """Validation-only hyper-parameter search before the grid (see :mod:`harness.run.tune`).
+
+    Every tuned model gets the same budget of ``trials``, drawn from the search space it
+    declares (registry metadata ``search_space``) by Optuna's ``sampler``; each trial trains on
+    the train split (``seed``) and is scored on the validation split by ``metric``. The best
+    configuration of each model then trains for the sweep's seeds and runs the grid.
+    """
+
+    trials: int = Field(ge=1, le=1000)
+    sampler: Literal["tpe", "random"] = "tpe"
+    seed: int = Field(default=0, ge=0)  # seeds the sampler and each trial's training
+    metric: str | None = None  # on the validation split; default: the task's headline metric
+    epochs: int | None = Field(default=None, ge=1)  # per trial; default: the training config's
+    parallel: int = Field(default=1, ge=1, le=64)  # trials proposed per round (run at once on processes/Ray)
+    models: list[str] | None = Field(default=None, min_length=1)  # model labels to tune (default: all)
+
+
 class SweepConfig(_Strict):
     run: RunSection = Field(default_factory=RunSection)
     train: TrainSection = Field(default_factory=TrainSection)
@@ -227,15 +248,7 @@ class SweepConfig(_Strict):
     include_clean_training: bool = True
     report: ReportSection = Field(default_factory=ReportSection)
     deployment: DeploymentSection = Field(default_factory=DeploymentSection)
-
-
-def _format_pydantic(err: ValidationError, source: str) -> str:
-    lines = []
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        value = e.get("input")
-        lines.append(f"{source}: key '{key}': {e['msg']} (got {value!r})")
-    return "\n".join(lines)
+    tune: TuneSection | None = None
 
 
 def parse_config(data: dict[str, Any], source: str = "config") -> SweepConfig:
@@ -243,7 +256,7 @@ def parse_config(data: dict[str, Any], source: str = "config") -> SweepConfig:
     try:
         cfg = SweepConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_pydantic(err, source)) from None
+        raise ConfigError("\n".join(describe_validation_error(err, source, SweepConfig))) from None
     problems: list[str] = []
     for i, m in enumerate(cfg.models):
         if (m.name is None) == (m.set is None):
@@ -263,6 +276,16 @@ def parse_config(data: dict[str, Any], source: str = "config") -> SweepConfig:
             problems.append(f"{source}: key 'models.{i}.train': {exc}")
     for i, d in enumerate(cfg.datasets):
         _check(problems, source, f"datasets.{i}", DATASETS, d.name, d.options)
+    shown = [d.shown for d in cfg.datasets]
+    repeated = sorted({x for x in shown if shown.count(x) > 1})
+    if repeated:
+        problems.append(f"{source}: key 'datasets': dataset labels must be unique, repeated: {repeated} (give the "
+                        f"entries a 'label')")
+    for i, m in enumerate(cfg.models):
+        unknown = sorted(set(m.datasets or ()) - set(shown))
+        if unknown:
+            problems.append(f"{source}: key 'models.{i}.datasets': unknown dataset label(s) {unknown}; the sweep's "
+                            f"datasets are {shown}")
     for i, c in enumerate(cfg.corruptions):
         _check(problems, source, f"corruptions.{i}", CORRUPTIONS, c.name, c.options)
     for i, tc in enumerate(cfg.train_conditions):
@@ -277,9 +300,40 @@ def parse_config(data: dict[str, Any], source: str = "config") -> SweepConfig:
         cfg.train.train_config()
     except ValueError as exc:
         problems.append(f"{source}: key 'train': {exc}")
+    if cfg.tune is not None:
+        problems += _tune_problems(cfg, source)
+    if not problems:
+        problems += input_problems(cfg, source)  # paths, option values, raw media: see harness.run.validate
     if problems:
         raise ConfigError("\n".join(problems))
     return cfg
+
+
+def _tune_problems(cfg: SweepConfig, source: str) -> list[str]:
+    """Every tuned model must declare a search space; ``tune.models`` must name sweep labels."""
+    from harness.metrics import METRICS
+    from harness.tuning import search_space_of
+
+    assert cfg.tune is not None
+    problems = []
+    if cfg.tune.metric is not None and cfg.tune.metric not in METRICS:
+        problems.append(f"{source}: key 'tune.metric': unknown metric {cfg.tune.metric!r}; known: {', '.join(METRICS)}")
+    labels: dict[str, str] = {}
+    for entry in cfg.models:
+        if entry.name is not None:
+            labels[entry.label or (f"{entry.name}[{entry.preset}]" if entry.preset else entry.name)] = entry.name
+        elif entry.set in model_sets():
+            labels.update({label: name for label, name, _ in model_sets()[entry.set]})
+    unknown = sorted(set(cfg.tune.models or ()) - set(labels))
+    if unknown:
+        problems.append(f"{source}: key 'tune.models': unknown model label(s) {unknown}; the sweep's models are "
+                        f"{sorted(labels)}")
+    for label in cfg.tune.models or labels:
+        name = labels.get(label)
+        if name is not None and not search_space_of(MODELS.get(name)):
+            problems.append(f"{source}: key 'tune': model {label!r} ({name}) declares no search space; leave it out "
+                            f"with tune.models = [...]")
+    return problems
 
 
 def _check(problems: list[str], source: str, key: str, registry: Any, name: str, options: dict[str, Any],
@@ -356,14 +410,39 @@ def _type_mismatch(value: Any, hint: Any, default: Any) -> str | None:
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """The raw contents of a TOML file; errors name the file."""
+    """The raw contents of a UTF-8 TOML file; every error names the file."""
     path = Path(path)
     try:
-        return tomllib.loads(path.read_text())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder; give a .toml file") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} is not readable: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); a sweep "
+                          f"config is a UTF-8 TOML file") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+DEMO_RESOURCE = "demo.toml"
+
+
+@lru_cache(maxsize=1)
+def demo_config_text() -> str:
+    """The built-in demo sweep (package data ``harness/run/demo.toml``), read once."""
+    return resources.files("harness.run").joinpath(DEMO_RESOURCE).read_text()
+
+
+def demo_config() -> dict[str, Any]:
+    """The built-in demo sweep as a fresh config dict (safe to modify)."""
+    return tomllib.loads(demo_config_text())
 
 
 def load_config(path: str | Path) -> SweepConfig:
@@ -374,22 +453,16 @@ def load_config(path: str | Path) -> SweepConfig:
 def model_sets() -> dict[str, list[tuple[str, str, dict[str, Any]]]]:
     """Named model sets: ``name -> [(label, model name, options), ...]``.
 
-    Collected from plugin modules that define ``MODEL_SETS`` (same shape) or MCER's
-    ``ABLATION_SETS`` (``name -> [(label, options)]`` for the ``mcer`` model).
+    A model declares its sets as registry metadata ``model_sets = {set name: [(variant,
+    options), ...]}`` (e.g. ``mcer`` declares ``mcer-ablation``). The variant ``"full"`` is the
+    model itself and is labelled with the model's name; any other variant ``v`` of model ``m``
+    is labelled ``m[v]`` (e.g. ``mcer[graphs=none]``).
     """
-    from harness.registry import load_plugins
-
-    load_plugins()
     sets: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
-    try:
-        from mcer import ablation  # type: ignore[attr-defined]
-    except ImportError:
-        ablation = None
-    if ablation is not None:
-        for set_name, variants in getattr(ablation, "ABLATION_SETS", {}).items():
-            # "full" is the model itself; other variants read e.g. "mcer[graphs=none]" in reports
-            sets[set_name] = [("mcer" if label == "full" else f"mcer[{label}]", "mcer", dict(opts))
+    for entry in MODELS.entries():
+        for set_name, variants in (entry.metadata.get("model_sets") or {}).items():
+            if set_name in sets:
+                raise RegistryError(f"model set {set_name!r} is declared by two models")
+            sets[set_name] = [(entry.name if label == "full" else f"{entry.name}[{label}]", entry.name, dict(opts))
                               for label, opts in variants]
-        sets.update(getattr(ablation, "MODEL_SETS", {}))
     return sets
-
