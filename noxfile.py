@@ -39,12 +39,32 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", "harness", "mcer", "baselines", "corruptions", "reports", "tests", "benchmarks")
 
 
+def _supported(posargs: list[str], help_text: str) -> list[str]:
+    """The options of ``posargs`` (each ``--name`` with its value, if any) that a script's
+    ``--help`` lists; e.g. ``--device cuda`` goes to the scripts that take a device only."""
+    kept: list[str] = []
+    i = 0
+    while i < len(posargs):
+        arg = posargs[i]
+        name = arg.split("=", 1)[0]
+        has_value = "=" not in arg and i + 1 < len(posargs) and not posargs[i + 1].startswith("--")
+        if not name.startswith("--") or name in help_text:
+            kept += posargs[i:i + 1 + has_value]
+        i += 1 + has_value
+    return kept
+
+
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Every benchmarks/bench_*.py script; tables printed and saved as CSV under bench-results/."""
+    """Every benchmarks/bench_*.py script; tables printed and saved as CSV under bench-results/.
+
+    Options after ``--`` go to the scripts that accept them: ``nox -s bench -- --device cuda``
+    runs the MCER and corruption benchmarks on the GPU and the CPU-only ones as usual.
+    """
     _install(session, "bench")
     for script in sorted(glob.glob("benchmarks/bench_*.py")):
-        session.run("python", script, "--out", "bench-results", *session.posargs)
+        help_text = session.run("python", script, "--help", silent=True) or ""
+        session.run("python", script, "--out", "bench-results", *_supported(list(session.posargs), help_text))
 
 
 @nox.session(python=PYTHON)

@@ -2,9 +2,13 @@
 
 Randomness is drawn per utterance from :func:`harness.corruption.utterance_rng` (noise via a
 CPU ``torch.Generator`` seeded from it, so the noise is the same on every device); the signal
-processing (colouring, SNR scaling, gating, convolution, filtering) runs batched in torch on
-the corruption's ``device`` over groups of equal-length waveforms. No zero padding enters a
-computation, so an utterance's output never depends on what it was batched with.
+processing (colouring, SNR scaling, gating, convolution, filtering) runs in torch on the
+corruption's ``device``, one utterance at a time, and on the CPU with one intra-op thread. So
+an utterance's output is a function of the utterance, the severity and the seed alone: not of
+what it was corrupted with, in which order, or of the machine's thread count (a batched
+reduction or FFT sums in an order that depends on the batch's shape and on how many threads
+split it, which changes the last bits; on CUDA the reduction kernel's layout depends on the
+number of rows).
 
 Additive noises (``audio-white``, ``-pink``, ``-brown``, ``-babble``, ``-background``) are
 scaled to a target SNR measured on the utterance actually used:
@@ -26,6 +30,7 @@ from corruptions.schedules import check_schedule, gate, snr_for
 from harness.corruption import RawCorruption, SeverityTable, UttContext
 from harness.data.types import Utterance
 from harness.registry import CORRUPTIONS
+from harness.runtime import machine_independent_threads
 
 SNR_TABLE = SeverityTable("snr_db", "dB", (float("inf"), 20.0, 15.0, 10.0, 5.0, 0.0), harsher="decreasing")
 
@@ -80,7 +85,7 @@ def snr_db(clean: np.ndarray | torch.Tensor, noisy: np.ndarray | torch.Tensor) -
 
 
 class AudioCorruption(RawCorruption):
-    """Base of raw-audio corruptions: groups waveforms by (length, rate), runs :meth:`process`."""
+    """Base of raw-audio corruptions: runs :meth:`process` on each waveform alone (see the module doc)."""
 
     raw_field = "waveform"
 
@@ -90,27 +95,26 @@ class AudioCorruption(RawCorruption):
 
     def process(self, x: torch.Tensor, sr: int, severity: int, rngs: list[np.random.Generator],
                 contexts: list[UttContext], utts: list[Utterance]) -> torch.Tensor:
-        """Corrupt equal-length waveforms ``x`` ``[B, S]`` (float32 on the device) at ``sr`` Hz."""
+        """Corrupt equal-length waveforms ``x`` ``[B, S]`` (float32 on the device) at ``sr`` Hz.
+
+        :meth:`corrupt_raw` calls it with one waveform at a time (``B = 1``)."""
         raise NotImplementedError
 
     def corrupt_raw(self, utts: Sequence[Utterance], severity: int, rngs: Sequence[np.random.Generator],
                     contexts: Sequence[UttContext]) -> list[Any]:
         device = self.torch_device()
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, u in enumerate(utts):
+        for u in utts:
             w = u.raw.waveform
             if np.ndim(w) != 1:
                 raise ValueError(f"{self.name}: utterance {u.uid!r} waveform has shape {np.shape(w)}, expected [S]")
             if not u.raw.sample_rate:
                 raise ValueError(f"{self.name}: utterance {u.uid!r} has no sample_rate")
-            groups.setdefault((len(w), int(u.raw.sample_rate)), []).append(i)
-        out: list[Any] = [None] * len(utts)
-        for (_, sr), idx in groups.items():
-            x = torch.from_numpy(np.stack([np.asarray(utts[i].raw.waveform, dtype=np.float32) for i in idx])).to(device)
-            y = self.process(x, sr, severity, [rngs[i] for i in idx], [contexts[i] for i in idx], [utts[i] for i in idx])
-            y = y.float().cpu().numpy()
-            for j, i in enumerate(idx):
-                out[i] = np.ascontiguousarray(y[j])
+        out: list[Any] = []
+        with machine_independent_threads(device):
+            for u, r, c in zip(utts, rngs, contexts):
+                x = torch.from_numpy(np.asarray(u.raw.waveform, dtype=np.float32)[None]).to(device)
+                y = self.process(x, int(u.raw.sample_rate), severity, [r], [c], [u])
+                out.append(np.ascontiguousarray(y[0].float().cpu().numpy()))
         return out
 
 
@@ -147,18 +151,9 @@ class AdditiveNoise(AudioCorruption):
 
     def process(self, x, sr, severity, rngs, contexts, utts):
         b, n = x.shape
-        sign = torch.ones(b, dtype=torch.float64, device=x.device)
-        if type(self).make_noise is AdditiveNoise.make_noise and n < NOISE_BANK_SAMPLES:
-            # Same draws as make_noise, gathered in one indexing op from a sliding-window view
-            # of the bank; the sign is folded into the (linear) scale below.
-            offsets = torch.tensor([int(r.integers(0, NOISE_BANK_SAMPLES - n)) for r in rngs])
-            sign = torch.tensor([1.0 if r.random() < 0.5 else -1.0 for r in rngs], dtype=torch.float64,
-                                device=x.device)
-            noise = noise_bank().unfold(0, n, 1)[offsets]
-        else:
-            noise = torch.empty(b, n)  # filled row by row: no per-utterance tensors to stack
-            for i, (u, r, c) in enumerate(zip(utts, rngs, contexts)):
-                self.make_noise(u, n, sr, r, c, noise[i])
+        noise = torch.empty(b, n)  # filled row by row: no per-utterance tensors to stack
+        for i, (u, r, c) in enumerate(zip(utts, rngs, contexts)):
+            self.make_noise(u, n, sr, r, c, noise[i])
         noise = colour(noise.to(x.device), self.exponent)
         gates = [gate(self.schedule, n, r, unit=sr // 1000) for r in rngs]
         if gates[0] is not None:
@@ -168,7 +163,7 @@ class AdditiveNoise(AudioCorruption):
         # powers in float32 (relative error ~1e-6, i.e. ~1e-5 dB); the scale in float64
         ps = torch.linalg.vector_norm(x, dim=1).double().square().div(n).clamp_min(1e-12)
         pn = torch.linalg.vector_norm(noise, dim=1).double().square().div(n).clamp_min(1e-30)
-        scale = (sign * torch.sqrt(ps / (pn * torch.pow(10.0, snr / 10.0)))).float()
+        scale = torch.sqrt(ps / (pn * torch.pow(10.0, snr / 10.0))).float()
         return torch.addcmul(x, noise, scale[:, None], out=noise)
 
 

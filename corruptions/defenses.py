@@ -16,6 +16,7 @@ import torch
 from harness.corruption import NO_EXTRACTOR, RawCorruption
 from harness.data.types import Dialogue, Utterance
 from harness.registry import DEFENSES
+from harness.runtime import machine_independent_threads
 
 
 class RawDefense(RawCorruption):
@@ -45,10 +46,9 @@ class SpectralGate(RawDefense):
     """Spectral-gating denoiser (noisereduce) on the waveform before feature extraction.
 
     ``stationary=True`` estimates one noise threshold per frequency over the utterance;
-    ``False`` (default) tracks a time-varying noise floor. On CUDA the batched
-    ``noisereduce.torchgate.TorchGate`` runs over groups of equal-length waveforms; on the
-    CPU ``noisereduce.reduce_noise`` runs per utterance (``backend="torchgate"`` forces the
-    torch gate on the CPU too). ``prop_decrease`` in [0, 1] is how much of the noise is removed.
+    ``False`` (default) tracks a time-varying noise floor. On CUDA ``noisereduce.torchgate.TorchGate``
+    runs on each waveform; on the CPU ``noisereduce.reduce_noise`` does (``backend="torchgate"``
+    forces the torch gate on the CPU too, on one thread). ``prop_decrease`` in [0, 1] is how much of the noise is removed.
     """
 
     name = "denoise-spectral"
@@ -76,21 +76,21 @@ class SpectralGate(RawDefense):
                     for u in utts]
         from noisereduce.torchgate import TorchGate
 
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, u in enumerate(utts):
-            groups.setdefault((len(u.raw.waveform), int(u.raw.sample_rate)), []).append(i)
-        out: list[Any] = [None] * len(utts)
-        for (n, sr), idx in groups.items():
-            n_fft = min(1024, 1 << (max(n, 2) - 1).bit_length())
-            gate = TorchGate(sr=sr, nonstationary=not self.stationary, prop_decrease=self.prop_decrease,
-                             n_fft=n_fft).to(device)
-            x = torch.from_numpy(np.stack([np.asarray(utts[i].raw.waveform, dtype=np.float32) for i in idx])).to(device)
-            # TorchGate's STFT drops the incomplete last hop: pad, gate, crop back to n samples
-            x = torch.nn.functional.pad(x, (0, n_fft))
-            with torch.no_grad():
-                y = gate(x).float().cpu().numpy()
-            for j, i in enumerate(idx):
-                out[i] = np.ascontiguousarray(y[j, :n])
+        out: list[Any] = []
+        gates: dict[tuple[int, int], Any] = {}
+        # one waveform at a time and on one CPU thread, like the corruptions: an utterance's
+        # cleaned waveform does not depend on what it is cleaned with or on the thread count
+        with machine_independent_threads(device), torch.no_grad():
+            for u in utts:
+                n, sr = len(u.raw.waveform), int(u.raw.sample_rate)
+                n_fft = min(1024, 1 << (max(n, 2) - 1).bit_length())
+                if (sr, n_fft) not in gates:
+                    gates[(sr, n_fft)] = TorchGate(sr=sr, nonstationary=not self.stationary,
+                                                   prop_decrease=self.prop_decrease, n_fft=n_fft).to(device)
+                x = torch.from_numpy(np.asarray(u.raw.waveform, dtype=np.float32)[None].copy()).to(device)
+                # TorchGate's STFT drops the incomplete last hop: pad, gate, crop back to n samples
+                y = gates[(sr, n_fft)](torch.nn.functional.pad(x, (0, n_fft))).float().cpu().numpy()
+                out.append(np.ascontiguousarray(y[0, :n]))
         return out
 
 

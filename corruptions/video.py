@@ -10,10 +10,16 @@ Temporal faults (dropped, frozen and glitched frames) are done directly in numpy
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+# albumentations looks itself up on PyPI when imported (a network call from every worker, and a
+# warning when offline); its documented switch turns that off. Set before its first import,
+# which happens lazily in this module; an explicit value in the environment is kept.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from harness.corruption import RawCorruption, SeverityTable, UttContext
 from harness.data.types import Utterance

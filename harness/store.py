@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS results (
     device TEXT NOT NULL,
     wall_time_s REAL NOT NULL,
     created_at TEXT NOT NULL,
-    node TEXT
+    node TEXT,
+    deterministic INTEGER
 );
 CREATE TABLE IF NOT EXISTS predictions (
     cell_key TEXT PRIMARY KEY REFERENCES results(cell_key),
@@ -111,7 +112,7 @@ CLEAN = "clean"
 
 # Columns added after the first release, as (table, column, SQL type): a store written before
 # them gets them (empty) when it is next opened for writing, so old run directories resume.
-ADDED_COLUMNS = (("results", "node", "TEXT"), ("trainings", "node", "TEXT"))
+ADDED_COLUMNS = (("results", "node", "TEXT"), ("trainings", "node", "TEXT"), ("results", "deterministic", "INTEGER"))
 
 JSON_COLUMNS = ("model_options", "corruption_options", "metrics", "package_versions")
 

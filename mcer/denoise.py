@@ -23,11 +23,12 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from harness.layers import gelu_tanh, masked_softmax, merge_heads, split_heads
 from mcer._dropout import Dropout
+from mcer.attention import attend
+from mcer.gates import blend
 
 ATTENTION_VARIANTS = ("diff-shift", "diff-dual", "standard")
 
@@ -66,7 +67,7 @@ class ContextGate(nn.Module):
 
     def forward(self, x_pe: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
         g = torch.sigmoid(self.w2(torch.tanh(self.w1(self.norm(torch.cat([x_pe, delta], dim=-1))))))
-        return g * delta + (1 - g) * x_pe
+        return blend(x_pe, delta, g)
 
 
 def shifted_key_mask(mask: torch.Tensor, cyclic: bool) -> torch.Tensor:
@@ -128,20 +129,16 @@ class DenoiseAttention(nn.Module):
             z = self.dropout(a1 - lam * a2) @ v
             z = self.rms(z) * (1 - self.lambda_init)
             return self.out(merge_heads(z))
-        scores = q @ k.transpose(-2, -1) * self.scale  # the one q k^T product
         if self.variant == "standard":
-            return self.out(merge_heads(self.dropout(masked_softmax(scores, keys)) @ v))
-        a1 = masked_softmax(scores, keys)
-        if self.cyclic:
-            shifted = torch.roll(scores, shifts=1, dims=-1)
-        else:
-            shifted = F.pad(scores[..., :-1], (1, 0))  # column 0 has no previous key; masked below
+            z = attend(q, k, v, keys, self.scale, self.dropout.p, self.training)
+            return self.out(merge_heads(z))
         keys2 = None if mask is None else shifted_key_mask(mask, self.cyclic)[:, None, None, :]
         if keys2 is None and not self.cyclic:
-            n = scores.shape[-1]
+            n = q.shape[-2]
             keys2 = (torch.arange(n, device=x.device) > 0).view(1, 1, 1, n)
-        a2 = masked_softmax(shifted, keys2)
-        z = self.lambda_ * (self.dropout(a1 - a2) @ v)  # scale the [.., N, dh] product, not the N x N map
+        # both maps from the one q k^T product; lambda scales the [.., N, dh] output, not a map
+        z = self.lambda_ * attend(q, k, v, keys, self.scale, self.dropout.p, self.training,
+                                  shift="cyclic" if self.cyclic else "pad", keys2=keys2)
         return self.out(merge_heads(z))
 
 

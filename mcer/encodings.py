@@ -36,11 +36,18 @@ class SpeakerEmbedding(nn.Module):
         self.embedding = nn.Embedding(num_speakers + 1, hidden, padding_idx=num_speakers)
 
     def forward(self, speakers: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if speakers.numel() and (int(speakers.max()) >= self.num_speakers or int(speakers.min()) < 0):
-            raise ValueError(
-                f"speaker ids must lie in 0..{self.num_speakers - 1} (DataSpec.num_speakers={self.num_speakers}), "
-                f"got range {int(speakers.min())}..{int(speakers.max())}"
-            )
+        if speakers.device.type == "cpu":
+            if speakers.numel() and (int(speakers.max()) >= self.num_speakers or int(speakers.min()) < 0):
+                raise ValueError(
+                    f"speaker ids must lie in 0..{self.num_speakers - 1} (DataSpec.num_speakers={self.num_speakers}), "
+                    f"got range {int(speakers.min())}..{int(speakers.max())}"
+                )
+        else:
+            # On an accelerator, reading the range back would stall the device every step: the
+            # check runs there, asynchronously, and fails the next synchronising call.
+            torch._assert_async(((speakers >= 0) & (speakers < self.num_speakers)).all(),
+                                f"speaker ids must lie in 0..{self.num_speakers - 1} "
+                                f"(DataSpec.num_speakers={self.num_speakers})")
         ids = speakers.masked_fill(~mask, self.num_speakers)
         return self.embedding(ids)
 
@@ -78,11 +85,13 @@ class PositionalEncoding(nn.Module):
     def forward(self, x: torch.Tensor, speaker_emb: torch.Tensor | None = None) -> torch.Tensor:
         n = x.shape[1]
         if self.kind == "rotary":
-            ang = torch.arange(n, device=x.device, dtype=x.dtype)[:, None] * self.inv_freq.to(x.dtype)  # [N, H/2]
-            cos, sin = ang.cos(), ang.sin()
+            # angles in float32 whatever x's dtype: in bf16, position 109 times a frequency would be
+            # off by up to 0.25 rad
+            ang = torch.arange(n, device=x.device, dtype=torch.float32)[:, None] * self.inv_freq.float()  # [N, H/2]
+            cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
             x1, x2 = x[..., 0 : self.rot_dim : 2], x[..., 1 : self.rot_dim : 2]
             rot = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
-            x = torch.cat([rot, x[..., self.rot_dim :]], dim=-1)
+            x = torch.cat([rot, x[..., self.rot_dim :]], dim=-1) if self.rot_dim < self.hidden else rot
         elif self.kind == "sinusoidal":
             if n > self.pe.shape[0]:
                 raise ValueError(f"dialogue length {n} exceeds the positional table's max_len {self.pe.shape[0]}")

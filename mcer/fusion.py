@@ -15,10 +15,14 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from harness.layers import masked_softmax, merge_heads, split_heads
+from harness.layers import merge_heads, split_heads
 from mcer._dropout import Dropout
+from mcer.attention import attend
+from mcer.gates import blend
+from mcer.recompute import recomputed
 
 FUSION_MODES = ("text-guided", "symmetric", "concat")
 
@@ -44,20 +48,26 @@ class CrossAttention(nn.Module):
         k = split_heads(other @ w[self.dim : 2 * self.dim].t(), self.heads)
         v = split_heads(other @ w[2 * self.dim :].t(), self.heads)
         keys = None if mask is None else mask[:, None, None, :]
-        att = self.attn_drop(masked_softmax(q @ k.transpose(-2, -1) * self.scale, keys))
-        return self.proj_drop(self.proj(merge_heads(att @ v)))
+        z = attend(q, k, v, keys, self.scale, self.attn_drop.p, self.training)
+        return self.proj_drop(self.proj(merge_heads(z)))
 
 
 class GatedFusion(nn.Module):
-    """``g = sigmoid(W [x; y])``; returns ``g x + (1 - g) y`` (``[B, N, H]``)."""
+    """``g = sigmoid(W [x; y])``; returns ``g x + (1 - g) y`` (``[B, N, H]``).
+
+    ``W [x; y]`` is computed as ``W_x x + W_y y`` (the two halves of the same weight), so the
+    ``[B, N, 2H]`` concatenation is never built; the blend is one ``lerp``.
+    """
 
     def __init__(self, dim: int) -> None:
         super().__init__()
+        self.dim = dim
         self.gate = nn.Linear(2 * dim, dim)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        g = torch.sigmoid(self.gate(torch.cat([x, y], dim=-1)))
-        return x * g + y * (1 - g)
+        w = self.gate.weight
+        g = torch.sigmoid(F.linear(x, w[:, : self.dim]) + F.linear(y, w[:, self.dim :], self.gate.bias))
+        return blend(y, x, g)
 
 
 def fusion_mlp(dim: int, hidden: int, dropout: float, layers: int = 4) -> nn.Sequential:
@@ -78,6 +88,7 @@ class CrossModalDiffusion(nn.Module):
         if mode not in FUSION_MODES:
             raise ValueError(f"fusion must be one of {FUSION_MODES}, got {mode!r}")
         self.mode, self.key_mask = mode, key_mask
+        self.recompute = False  # set by the model: recompute each modality's update in the backward pass
         hidden = int(dim * mlp_ratio)
         if mode == "concat":
             self.joint = nn.Linear(3 * dim, dim)
@@ -100,8 +111,12 @@ class CrossModalDiffusion(nn.Module):
         km = mask if self.key_mask else None
         raw = {"t": t, "a": a, "v": v}
         normed = {m: self.norm[m](x) for m, x in raw.items()}
-        out = {}
-        for m, x in raw.items():
-            cross = sum(self.attn[m](normed[m], normed[s], km) for s in self.sources[m])
-            out[m] = x + self.mlp[m](self.gate[m](x, cross))
+        out = {m: recomputed(self._diffuse, self.recompute, m, x, km, normed[m], *(normed[s] for s in self.sources[m]))
+               for m, x in raw.items()}
         return out["t"], out["a"], out["v"]
+
+    def _diffuse(self, m: str, x: torch.Tensor, km: torch.Tensor | None, own: torch.Tensor,
+                 *sources: torch.Tensor) -> torch.Tensor:
+        """Modality ``m``'s update: cross-attention to each source, summed, gated, MLP, residual."""
+        cross = sum(self.attn[m](own, s, km) for s in sources)
+        return x + self.mlp[m](self.gate[m](x, cross))

@@ -36,6 +36,7 @@ from mcer.fusion import CrossModalDiffusion
 from mcer.gates import FilterGate
 from mcer.graph import SpeakerGraphs
 from mcer.heads import MODS, ModalityHeads, mcer_loss
+from mcer.recompute import recomputed
 
 DENOISERS = (*ATTENTION_VARIANTS, "none")
 
@@ -60,6 +61,9 @@ class MCER(BenchModel):
       MELD 0.66); ``head_activation``; ``head_residual`` (heads see fused + pre-fusion
       features); ``attn_scale``: ``"head"`` (1/sqrt(H/h)) or ``"model"`` (1/sqrt(H), reference).
     - ``reference_masking``: reproduce the reference's padding leaks (only for ``mcer-reference``).
+    - ``recompute``: keep only each stage's inputs (graph blocks, denoisers, each modality's
+      fusion update) and recompute its activations in the backward pass: less resident memory
+      for one more forward of those stages. Results are the same (dropout masks are replayed).
     """
 
     level = "dialogue"
@@ -72,7 +76,7 @@ class MCER(BenchModel):
                  logit_weights: tuple[float, float, float] | list[float] = (1.0, 1.0, 0.4),
                  positional: str = "sinusoidal", residual_scale: float = 0.5, gelu_coef: float = 0.5,
                  head_activation: str = "leaky_relu", head_residual: bool = True, attn_scale: str = "head",
-                 reference_masking: bool = False) -> None:
+                 reference_masking: bool = False, recompute: bool = False) -> None:
         super().__init__(spec)
         missing = [m for m in MODS if m not in spec.dims]
         if missing:
@@ -101,6 +105,19 @@ class MCER(BenchModel):
         self.fusion = CrossModalDiffusion(hidden, fusion_heads or heads, fusion, dropout=dropout,
                                           key_mask=not reference_masking)
         self.heads = ModalityHeads(hidden, spec.output_dim, tuple(logit_weights), head_activation, dropout)
+        self.recompute = recompute
+
+    @property
+    def recompute(self) -> bool:
+        """Whether the graph blocks, denoisers and fusion updates recompute their activations in
+        the backward pass; settable (e.g. to count a step's FLOPs without the recomputation)."""
+        return self._recompute
+
+    @recompute.setter
+    def recompute(self, enabled: bool) -> None:
+        if not isinstance(enabled, bool):
+            raise ValueError(f"mcer: recompute must be True or False, got {enabled!r}")
+        self._recompute = self.graphs.recompute = self.fusion.recompute = enabled
 
     def forward(self, batch: DialogueBatch) -> ModelOutput:
         if not isinstance(batch, DialogueBatch):
@@ -111,7 +128,7 @@ class MCER(BenchModel):
         pre = {"text": self.graphs(feats["text"], batch.speakers, mask)}
         for m in ("audio", "video"):
             x_pe = self.pe_dropout(self.positional[m](feats[m], spk))
-            z = self.denoisers[m](feats[m], x_pe, mask) if m in self.denoisers else x_pe
+            z = recomputed(self.denoisers[m], self.recompute, feats[m], x_pe, mask) if m in self.denoisers else x_pe
             pre[m] = self.gates[m](z) if self.gates is not None else z
         t, a, v = self.fusion(pre["text"], pre["audio"], pre["video"], mask)
         fused_feats = {"text": t, "audio": a, "video": v}
@@ -187,13 +204,15 @@ class MCERReference(MCER):
     MELD config (1024/300/342, 7 classes, 9 speakers): 11,480,467. Without a preset the sizes
     default to the IEMOCAP configuration on whatever dims the data has. The released code's
     non-size choices (``REFERENCE_FIXED``) cannot be changed here; use ``mcer`` for that.
+    ``recompute`` (memory for compute, same results) is allowed: it changes no computation.
     """
 
     def __init__(self, spec: DataSpec, hidden: int = 512, heads: int = 64, fusion_heads: int | None = 32,
                  dropout: float = 0.5, window: int = 20, positional: str = "rotary", residual_scale: float = 0.5,
                  gelu_coef: float = 0.5, head_activation: str = "leaky_relu", head_residual: bool = True,
-                 logit_weights: tuple[float, float, float] | list[float] = (1.0, 1.0, 0.4)) -> None:
+                 logit_weights: tuple[float, float, float] | list[float] = (1.0, 1.0, 0.4),
+                 recompute: bool = False) -> None:
         super().__init__(spec, hidden=hidden, heads=heads, fusion_heads=fusion_heads, dropout=dropout, window=window,
                          positional=positional, residual_scale=residual_scale, gelu_coef=gelu_coef,
                          head_activation=head_activation, head_residual=head_residual, logit_weights=logit_weights,
-                         **REFERENCE_FIXED)
+                         recompute=recompute, **REFERENCE_FIXED)

@@ -94,6 +94,21 @@ def _training_nodes(trainings) -> list[str]:
     return lines
 
 
+def _determinism_lines(df: pd.DataFrame) -> list[str]:
+    """report.md lines: a warning when some result rows were computed with an op that has no
+    deterministic kernel (their ``deterministic`` provenance is false), so a rerun with the same
+    seeds may differ in the last digits; nothing when every row reproduces (or none recorded it)."""
+    if "deterministic" not in df.columns:
+        return []
+    flagged = df[df["deterministic"].notna() & (df["deterministic"] == 0)]
+    if flagged.empty:
+        return []
+    models = ", ".join(sorted(flagged["variant"].unique()))
+    return [f"**Not bit-reproducible:** {len(flagged)} of {len(df)} result rows ({models}) ran an op without a "
+            f"deterministic kernel on {', '.join(sorted(flagged['device'].unique()))}; the same seeds may give "
+            f"slightly different numbers on a rerun.", ""]
+
+
 def _tuning_lines(choices: dict[str, dict[str, Any]]) -> list[str]:
     """report.md lines: each tuned model's chosen configuration, its validation score and the
     budget it was chosen with (the ``tuning`` artifacts of a sweep with a ``[tune]`` section)."""
@@ -336,7 +351,8 @@ def _write_markdown(rep: Report, df: pd.DataFrame, runs: list[dict[str, Any]], t
     failed = df[df["status"] != "ok"]
     lines = [f"# {title or f'mcer-bench report: {run_dir.name}'}", "",
              f"Rows: {len(df)} ({len(failed)} failed), from {len(runs)} run(s). Figures as PNG and PDF in "
-             f"`figures/`, tables as LaTeX and Markdown in `tables/`, every cell in `results.json`.", ""]
+             f"`figures/`, tables as LaTeX and Markdown in `tables/`, every cell in `results.json`.", "",
+             *_determinism_lines(df)]
     for sec in rep.sections:
         lines += [f"## {sec.title}", ""]
         for item in sec.items:

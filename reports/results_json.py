@@ -29,7 +29,8 @@ SCHEMA_NAME = "mcer-bench/results"
 SCHEMA_VERSION = 1
 CELL_FIELDS = ("cell_key", "train_key", "dataset", "model", "variant", "train_condition", "seed", "corruption",
                "severity", "parameter", "parameter_value", "defense", "split", "status", "error", "n_utterances",
-               "best_epoch", "config_hash", "code_version", "device", "wall_time_s", "created_at")
+               "best_epoch", "config_hash", "code_version", "device", "node", "deterministic", "wall_time_s",
+               "created_at")
 
 
 def _clean(v: Any) -> Any:
@@ -53,6 +54,8 @@ def cells(df: pd.DataFrame) -> list[dict[str, Any]]:
     out = []
     for r in df.to_dict("records"):
         cell = {k: _clean(r.get(k)) for k in CELL_FIELDS}
+        if cell["deterministic"] is not None:  # stored as 0/1; None in stores from before the column
+            cell["deterministic"] = bool(cell["deterministic"])
         opts = r.get("corruption_options")
         cell["corruption_name"] = opts.get("name") if isinstance(opts, dict) else None
         cell["corruption_options"] = _clean(opts) if isinstance(opts, dict) else {}

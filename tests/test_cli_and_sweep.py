@@ -13,6 +13,7 @@ TINY = """
 [run]
 name = "tiny"
 seeds = [0, 1]
+device = "cpu"  # the assertions below are about a CPU run, also on a GPU machine
 
 [train]
 epochs = 2

@@ -15,6 +15,7 @@ SWEEP = """
 [run]
 name = "post"
 seeds = [0, 1]
+device = "cpu"  # CPU worker processes, also on a GPU machine
 executor = "{executor}"
 {workers}
 

@@ -15,6 +15,7 @@ import torch
 from harness.data.types import RawMedia
 from harness.extractors.base import Extractor
 from harness.registry import EXTRACTORS
+from harness.runtime import machine_independent_threads
 
 
 @lru_cache(maxsize=8)
@@ -80,18 +81,14 @@ class LogMel(Extractor):
             waves.append(np.asarray(m.waveform, dtype=np.float32))
         if not waves:
             return []
-        # Waveforms are batched by exact length, so an utterance's features never depend on
-        # what it was extracted with (zero padding would change its last frames).
+        # One waveform at a time and on one thread: an utterance's features never depend on what
+        # it was extracted with (zero padding, a batched FFT plan) or on the machine's thread count.
         hop = int(round(self.sample_rate * self.hop_ms / 1000))
-        out: list[torch.Tensor | None] = [None] * len(waves)
-        by_length: dict[int, list[int]] = {}
-        for i, w in enumerate(waves):
-            by_length.setdefault(len(w), []).append(i)
-        for n, idx in by_length.items():
-            if n < 2:
-                raise ValueError(f"logmel: item {idx[0]} has {n} samples; at least 2 are needed")
-            batch = torch.from_numpy(np.stack([waves[i] for i in idx]))
-            feats = logmel(batch, self.sample_rate, self.n_mels, self.win_ms, self.hop_ms)
-            for j, i in enumerate(idx):
-                out[i] = feats[j, : 1 + n // hop].contiguous()
-        return out  # type: ignore[return-value]
+        out = []
+        with machine_independent_threads():
+            for i, w in enumerate(waves):
+                if len(w) < 2:
+                    raise ValueError(f"logmel: item {i} has {len(w)} samples; at least 2 are needed")
+                feats = logmel(torch.tensor(w)[None], self.sample_rate, self.n_mels, self.win_ms, self.hop_ms)
+                out.append(feats[0, : 1 + len(w) // hop].contiguous())
+        return out

@@ -17,6 +17,7 @@ from harness.data.types import RawMedia
 from harness.extractors.audio import LogMel
 from harness.extractors.base import Extractor
 from harness.registry import EXTRACTORS
+from harness.runtime import machine_independent_threads
 
 
 @lru_cache(maxsize=8)
@@ -55,10 +56,11 @@ class MFCC(Extractor):
     def extract(self, media: Sequence[RawMedia]) -> list[torch.Tensor]:
         basis = dct_matrix(self.n_mels, self.n_mfcc)
         out = []
-        for mel in self._logmel.extract(media):  # [T, n_mels] each; errors name the item
-            c = mel @ basis  # [T, n_mfcc]
-            if self.stats:
-                std = c.std(dim=0, unbiased=False) if c.shape[0] > 1 else torch.zeros(self.n_mfcc)
-                c = torch.cat([c.mean(dim=0), std]).unsqueeze(0)
-            out.append(c.contiguous())
+        with machine_independent_threads():  # see LogMel.extract
+            for mel in self._logmel.extract(media):  # [T, n_mels] each; errors name the item
+                c = mel @ basis  # [T, n_mfcc]
+                if self.stats:
+                    std = c.std(dim=0, unbiased=False) if c.shape[0] > 1 else torch.zeros(self.n_mfcc)
+                    c = torch.cat([c.mean(dim=0), std]).unsqueeze(0)
+                out.append(c.contiguous())
         return out

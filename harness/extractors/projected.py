@@ -11,6 +11,7 @@ import torch
 from harness.data.types import RawMedia
 from harness.extractors.base import Extractor
 from harness.registry import EXTRACTORS
+from harness.runtime import machine_independent_threads
 
 
 @EXTRACTORS.register("projected", modality="any")
@@ -47,7 +48,8 @@ class Projected(Extractor):
         return {"name": self.name, "base": self.base, "dim": self.out_dim, "seed": self.seed}
 
     def extract(self, media: Sequence[RawMedia]) -> list[torch.Tensor]:
-        return [x.float() @ self._matrix for x in self._base.extract(media)]
+        with machine_independent_threads():  # per-item products on one thread: see LogMel.extract
+            return [x.float() @ self._matrix for x in self._base.extract(media)]
 
 
 @EXTRACTORS.register("standardized", modality="any")

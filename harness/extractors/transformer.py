@@ -18,7 +18,7 @@ import torch
 from harness.data.types import RawMedia
 from harness.extractors.base import Extractor
 from harness.registry import EXTRACTORS
-from harness.runtime import select_device
+from harness.runtime import machine_independent_threads, select_device
 
 
 def directory_sha256(path: Path) -> str:
@@ -41,6 +41,8 @@ class TransformerText(Extractor):
 
     def __init__(self, path: str, layer: int = -1, max_length: int = 128, batch_size: int = 16,
                  device: str = "auto") -> None:
+        """``batch_size`` is accepted for configurations written before transcripts were encoded
+        one at a time (see :meth:`extract`); it is checked and kept, and no longer batches."""
         p = Path(path)
         if not p.is_dir() or not (p / "config.json").is_file():
             raise ValueError(f"transformer: path {str(path)!r} must be a local model directory containing config.json "
@@ -78,12 +80,16 @@ class TransformerText(Extractor):
             if m.transcript is None:
                 raise ValueError(f"transformer: item {i} has no transcript")
             texts.append(m.transcript)
+        # One transcript per forward pass (and one CPU thread): a transcript's features then do
+        # not depend on the padding of a batch, on how many rows its products had (which picks
+        # the BLAS kernel), or on the machine's thread count. So a text corruption's re-extracted
+        # features are paired across batches and machines.
         out: list[torch.Tensor] = []
-        for start in range(0, len(texts), self.batch_size):
-            enc = self._tokenizer(texts[start:start + self.batch_size], padding=True, truncation=True,
-                                  max_length=self.max_length, return_tensors="pt").to(self._device)
-            res = self._model(**enc, output_hidden_states=self.layer != -1)
-            hidden = res.last_hidden_state if self.layer == -1 else res.hidden_states[self.layer]
-            for b, n in enumerate(enc["attention_mask"].sum(dim=1).tolist()):
-                out.append(hidden[b, : int(n)].float().cpu().contiguous())
+        with machine_independent_threads(self._device):
+            for text in texts:
+                enc = self._tokenizer([text], truncation=True, max_length=self.max_length,
+                                      return_tensors="pt").to(self._device)
+                res = self._model(**enc, output_hidden_states=self.layer != -1)
+                hidden = res.last_hidden_state if self.layer == -1 else res.hidden_states[self.layer]
+                out.append(hidden[0].float().cpu().contiguous())
         return out

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from harness.data.types import RawMedia
 from harness.extractors.base import Extractor
 from harness.registry import EXTRACTORS
+from harness.runtime import machine_independent_threads
 
 
 def frame_stats(frames: torch.Tensor, grid: int) -> torch.Tensor:
@@ -56,5 +57,6 @@ class FrameStats(Extractor):
             frames = np.asarray(m.frames)
             if frames.ndim != 4 or frames.shape[-1] != 3:
                 raise ValueError(f"frame-stats: item {i} frames have shape {frames.shape}, expected [F, H, W, 3]")
-            out.append(frame_stats(torch.from_numpy(np.ascontiguousarray(frames)), self.grid))
+            with machine_independent_threads():  # reductions over pixels: fixed thread count (see LogMel.extract)
+                out.append(frame_stats(torch.from_numpy(np.ascontiguousarray(frames)), self.grid))
         return out

@@ -27,7 +27,7 @@ from harness.run.cluster import RaySession, check_shared_storage, open_ray, ray_
 from harness.run.config import SweepConfig
 from harness.run.plan import EvalCell, SweepError, make_plan
 from harness.run.worker import DatasetCache, run_training_cell
-from harness.runtime import describe_device, select_device
+from harness.runtime import describe_device, plan_workers, select_device
 from harness.store import ResultStore, check_store
 
 log = logging.getLogger(__name__)
@@ -224,8 +224,10 @@ def run_cells(cfg: SweepConfig, todo: list[tuple[Any, list[EvalCell]]], out: Pat
     elif cfg.run.executor == "processes":
         from harness.run.executors import default_workers, run_on_processes
 
-        run_on_processes(todo, out, cfg.run.device, cfg_hash, on_training, on_result,
-                         cfg.run.workers or min(default_workers(), len(todo)))
+        # CPU: one worker per core; one GPU: a few workers share it (see plan_workers)
+        gpus = torch.cuda.device_count() if device.type == "cuda" else 1
+        plan = plan_workers(device, default_workers(), len(todo), cfg.run.workers, gpus=max(gpus, 1))
+        run_on_processes(todo, out, cfg.run.device, cfg_hash, on_training, on_result, plan.workers, plan.threads)
     else:
         for t, cells in todo:
             run_training_cell(t, cells, cache, out, device, cfg_hash, on_training, on_result)

@@ -122,9 +122,11 @@ def default_workers() -> int:
 
 def run_on_processes(todo: list[tuple[TrainingCell, list[EvalCell]]], out: Path, device_name: str, cfg_hash: str,
                      emit_training: Callable[[dict[str, Any]], None],
-                     emit_result: Callable[[EvalCell, dict[str, Any], Any], None], workers: int) -> None:
+                     emit_result: Callable[[EvalCell, dict[str, Any], Any], None], workers: int,
+                     threads: int | None = None) -> None:
     """Run the training cells of ``todo`` on ``workers`` local processes (spawned, each with
-    ``cores // workers`` torch threads); the driver writes results as each cell finishes.
+    ``threads`` torch threads, default ``cores // workers``: :func:`harness.runtime.plan_workers`
+    gives both); the driver writes results as each cell finishes.
 
     A worker that dies (e.g. killed by the kernel for memory) aborts the sweep with the
     training cell named; what was stored stays, and ``--resume`` goes on from there.
@@ -134,7 +136,9 @@ def run_on_processes(todo: list[tuple[TrainingCell, list[EvalCell]]], out: Path,
 
     if workers < 1:
         raise ValueError(f"run.workers must be >= 1, got {workers}")
-    threads = max(1, default_workers() // workers)
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    threads = threads or max(1, default_workers() // workers)
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                                 initializer=_init_process_worker, initargs=(threads, os.getpid())) as pool:
         futures = {pool.submit(_train_and_evaluate, t, cells, str(out.resolve()), device_name, cfg_hash): t

@@ -26,7 +26,7 @@ from harness.data.types import BenchDataset, Dialogue
 from harness.provenance import code_version, config_hash, now_utc, package_versions
 from harness.registry import CORRUPTIONS, DATASETS, DEFENSES, MODELS
 from harness.run.plan import EvalCell, TrainingCell
-from harness.runtime import describe_device, describe_node, seed_everything
+from harness.runtime import describe_device, describe_node, determinism_status, seed_everything
 from harness.store import CLEAN
 from harness.train import evaluate, fit
 
@@ -178,8 +178,9 @@ def run_training_cell(t: TrainingCell, cells: list[EvalCell], cache: DatasetCach
                        "fit": {"traceback": traceback.format_exc(limit=5)}, "checkpoint": None, "params": None,
                        "device": common["device"], "wall_time_s": time.perf_counter() - start,
                        "created_at": now_utc()})
+        failed = _with_determinism(common, device)
         for cell in cells:
-            emit_result(cell, _row(common, cell, "failed", reason, {}, 0, best_epoch, 0.0), None)
+            emit_result(cell, _row(failed, cell, "failed", reason, {}, 0, best_epoch, 0.0), None)
         return
     for cell in cells:
         t0 = time.perf_counter()
@@ -187,10 +188,11 @@ def run_training_cell(t: TrainingCell, cells: list[EvalCell], cache: DatasetCach
             test = cache.test_set(cell, dataset)
             metrics, preds = evaluate(model, test, dataset.spec, device)
         except Exception as exc:  # noqa: BLE001 - the cell is recorded as failed, the others go on
-            emit_result(cell, _row(common, cell, "failed", _reason(exc), {}, 0, best_epoch,
-                                   time.perf_counter() - t0), None)
+            emit_result(cell, _row(_with_determinism(common, device), cell, "failed", _reason(exc), {}, 0,
+                                   best_epoch, time.perf_counter() - t0), None)
         else:
-            row = _row(common, cell, "ok", None, metrics, len(preds.uids), best_epoch, time.perf_counter() - t0)
+            row = _row(_with_determinism(common, device), cell, "ok", None, metrics, len(preds.uids), best_epoch,
+                       time.perf_counter() - t0)
             emit_result(cell, row, {"uids": preds.uids, "targets": preds.targets, "outputs": preds.outputs})
         faults.hit("eval-cell")
 
@@ -203,6 +205,13 @@ def _reason(exc: BaseException) -> str:
 def _jsonable(obj: Any) -> Any:
     """``obj`` as plain JSON data (what a weights-only checkpoint can carry)."""
     return json.loads(json.dumps(obj, default=str))
+
+
+def _with_determinism(common: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """``common`` plus ``deterministic``: whether this cell's training and evaluation reproduce
+    bit for bit on this machine (False on CUDA once an op without a deterministic kernel ran);
+    read when the row is made, after the work it describes."""
+    return {**common, "deterministic": determinism_status(device)}
 
 
 def _row(common: dict[str, Any], cell: EvalCell, status: str, error: str | None, metrics: dict[str, float],

@@ -32,6 +32,7 @@ SWEEP = """
 [run]
 name = "faults"
 seeds = {seeds}
+device = "cpu"  # bit-identical CPU results are asserted, also on a GPU machine
 executor = "{executor}"
 
 [train]
