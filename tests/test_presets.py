@@ -93,7 +93,9 @@ def test_synthetic_dataset_takes_a_presets_dims():
     assert ds.spec.dims == {"text": 768, "audio": 5, "video": 20}
     u = ds.splits["train"][0].utterances[0]
     assert u.features["text"].shape[1] == 768 and u.features["audio"].shape[1] == 5
-    assert ds.card["extractors"]["audio"]["name"] == "projected"
+    audio = ds.card["extractors"]["audio"]  # projected to the preset's width, then standardised
+    assert audio["name"] == "standardized" and audio["base"]["name"] == "projected" and audio["base"]["dim"] == 5
+    assert len(audio["mean"]) == len(audio["std"]) == 5
     with pytest.raises(ValueError, match="dims"):
         DATASETS.create("synthetic", dims={"txt": 3})
 
