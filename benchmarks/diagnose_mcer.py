@@ -5,7 +5,7 @@ train loss, validation loss and weighted F1 (``harness.train.fit``'s history), t
 of every top-level block (mean over the epoch's steps, before clipping), and, on the validation
 split, each modality head's accuracy and the share of the fused logits each modality's weighted
 logits carry (``|w_m l_m| / sum_k |w_k l_k|``). Writes ``diagnosis.json`` and
-``learning_curves.{png,pdf}`` under ``--out``.
+``learning_curves``, ``gradient_norms`` and ``logit_shares`` (PNG and PDF) under ``--out``.
 
     python benchmarks/diagnose_mcer.py --variants full aux_loss=off graphs=none --seeds 0 1 2 --out docs/diagnosis
 """
@@ -91,38 +91,72 @@ def run_one(variant: str, seed: int, args: argparse.Namespace, dataset: Any) -> 
             "best_valid_wf1": result.best_valid["wf1"], "seconds": time.perf_counter() - start, "history": history}
 
 
-def figure(runs: list[dict[str, Any]], stem: Path) -> None:
+LEARNING = [("train_loss", "train loss"), ("valid_loss", "validation loss (CE)"), ("valid_wf1", "validation wF1")]
+HEADS = [(f"share_{m}", f"{m} share of fused logits") for m in MODS] + \
+        [(f"acc_{m}", f"{m} head accuracy (valid)") for m in MODS]
+
+
+def _panels(runs: list[dict[str, Any]], panels: list[tuple[str, str]], stem: Path, title: str, cols: int = 3,
+            log_y: bool = False) -> None:
+    """One panel per ``(history key, title)``: per variant the mean over seeds and its range;
+    a variant without the key (e.g. no graph block under ``graphs=none``) is left out."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     variants = list(dict.fromkeys(r["variant"] for r in runs))
-    panels = [("train_loss", "train loss"), ("valid_loss", "validation loss (CE)"), ("valid_wf1", "validation wF1"),
-              ("acc_text", "text head accuracy (valid)"), ("share_text", "text share of fused logits"),
-              ("grad_graphs", "gradient norm: text graphs")]
     plt.rcParams.update({"pdf.fonttype": 42, "font.size": 8})
-    fig, axes = plt.subplots(2, 3, figsize=(7.16, 4.2), sharex=True)
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(7.16, 2.1 * rows + 0.4), sharex=True, squeeze=False)
     colors = plt.get_cmap("tab10")
-    for ax, (key, title) in zip(axes.flat, panels):
+    for ax, (key, name) in zip(axes.flat, panels):
         for i, v in enumerate(variants):
             curves = [[row.get(key, np.nan) for row in r["history"]] for r in runs if r["variant"] == v]
             n = min(len(c) for c in curves)
             arr = np.array([c[:n] for c in curves], dtype=float)
+            if np.isnan(arr).all():
+                continue
             x = np.arange(1, n + 1)
-            mean = np.nanmean(arr, 0)
-            ax.plot(x, mean, color=colors(i), label=v, lw=1.2)
+            ax.plot(x, np.nanmean(arr, 0), color=colors(i), label=v, lw=1.2)
             if len(arr) > 1:
                 ax.fill_between(x, np.nanmin(arr, 0), np.nanmax(arr, 0), color=colors(i), alpha=0.15, lw=0)
-        ax.set_title(title)
+        ax.set_title(name)
         ax.grid(alpha=0.3)
-    for ax in axes[1]:
+        if log_y:
+            ax.set_yscale("log")
+    spare = list(axes.flat[len(panels):])
+    for ax in spare:
+        ax.set_visible(False)
+    for ax in axes.flat[max(0, len(panels) - cols):len(panels)]:
         ax.set_xlabel("epoch")
-    axes[0, 0].legend(frameon=False, fontsize=7)
-    fig.suptitle(f"MCER training diagnostics: mean and range over {len({r['seed'] for r in runs})} seed(s)")
-    fig.tight_layout()
+        ax.xaxis.set_tick_params(labelbottom=True)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.suptitle(f"{title}: mean and range over {len({r['seed'] for r in runs})} seed(s)")
+    if spare:  # the legend in the first empty slot
+        spare[0].set_visible(True)
+        spare[0].axis("off")
+        spare[0].legend(handles, labels, frameon=False, loc="center")
+        fig.tight_layout()
+    else:
+        fig.tight_layout(rect=(0, 0.07, 1, 1))
+        fig.legend(handles, labels, frameon=False, loc="lower center", ncol=len(labels))
     for ext in ("png", "pdf"):
         fig.savefig(f"{stem}.{ext}", dpi=200)
+    plt.close(fig)
+
+
+def figures(runs: list[dict[str, Any]], out: Path) -> list[Path]:
+    """``learning_curves``, ``gradient_norms`` (every top-level block, log scale; the mean over
+    an epoch's steps, before clipping) and
+    ``logit_shares`` (each modality's share of the fused logits and its head's accuracy), as
+    PNG and PDF under ``out``."""
+    blocks = sorted({k for r in runs for row in r["history"] for k in row if k.startswith("grad_")})
+    _panels(runs, LEARNING, out / "learning_curves", "MCER learning curves")
+    _panels(runs, [(b, f"gradient norm: {b[len('grad_'):]}") for b in blocks], out / "gradient_norms",
+            "MCER gradient norm per block", log_y=True)
+    _panels(runs, HEADS, out / "logit_shares", "MCER modality heads")
+    return [out / f"{stem}.png" for stem in ("learning_curves", "gradient_norms", "logit_shares")]
 
 
 def main() -> None:
@@ -156,8 +190,8 @@ def main() -> None:
                   f"shares {h['share_text']:.2f}/{h['share_audio']:.2f}/{h['share_video']:.2f} "
                   f"({r['seconds']:.0f} s)", flush=True)
     (out / "diagnosis.json").write_text(json.dumps({"args": vars(args), "runs": runs}, indent=1))
-    figure(runs, out / "learning_curves")
-    print(f"wrote {out / 'diagnosis.json'} and {out / 'learning_curves.png'}")
+    pngs = figures(runs, out)
+    print(f"wrote {out / 'diagnosis.json'} and {', '.join(str(p) for p in pngs)}")
 
 
 if __name__ == "__main__":
