@@ -11,30 +11,12 @@ import sqlite3
 
 import pytest
 from fixtures_datasets import mmsa_dict, write_pickle
+from tiny_sweeps import tiny_sweep_toml
 
 from harness.run.cli import main
 from harness.store import ResultStore
 
-TINY = """
-[run]
-name = "tiny"
-
-[train]
-epochs = 1
-
-[[models]]
-name = "text-only"
-options = { hidden = 8 }
-
-[[datasets]]
-name = "synthetic"
-options = { n_train = 2, n_valid = 1, n_test = 1, min_utts = 2, max_utts = 3, keep_raw = false }
-
-[[corruptions]]
-name = "feature-gaussian"
-severities = [1]
-options = { modality = "audio" }
-"""
+TINY = tiny_sweep_toml()
 
 
 def _tree(root) -> dict[str, tuple[int, float]]:

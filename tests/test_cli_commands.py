@@ -16,29 +16,11 @@ import numpy as np
 import pytest
 import tomllib
 from fixtures_datasets import csd_folder, erc_tuple, write_csd, write_py2
+from tiny_sweeps import tiny_sweep_toml
 
 from harness.run.cli import main
 
-TINY = """
-[run]
-name = "tiny"
-
-[train]
-epochs = 1
-
-[[models]]
-name = "text-only"
-options = { hidden = 8 }
-
-[[datasets]]
-name = "synthetic"
-options = { n_train = 3, n_valid = 2, n_test = 3, min_utts = 2, max_utts = 4, keep_raw = false }
-
-[[corruptions]]
-name = "feature-gaussian"
-severities = [2]
-options = { modality = "audio" }
-"""
+TINY = tiny_sweep_toml(n_train=3, n_valid=2, n_test=3, max_utts=4, severity=2)
 
 
 @pytest.fixture

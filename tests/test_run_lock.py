@@ -7,26 +7,13 @@ import sys
 import textwrap
 
 import pytest
+from tiny_sweeps import tiny_sweep_toml
 
 from harness.run.cli import main
 from harness.run.driver import run_lock
 from harness.run.plan import SweepError
 
-TINY = """
-[run]
-name = "tiny"
-
-[train]
-epochs = 1
-
-[[models]]
-name = "text-only"
-options = { hidden = 8 }
-
-[[datasets]]
-name = "synthetic"
-options = { n_train = 2, n_valid = 1, n_test = 1, min_utts = 2, max_utts = 3, keep_raw = false }
-"""
+TINY = tiny_sweep_toml(severity=None)
 
 HOLDER = textwrap.dedent("""
     import sys, pathlib
