@@ -3,14 +3,11 @@
 A reduced demo (MCER, two of its variants and two unimodal baselines, 3 seeds) runs twice in
 fresh processes: once with 1 torch thread and this CPU's own kernels, once with 2 threads and
 PyTorch's portable kernels (``ATEN_CPU_CAPABILITY=default``, what a CPU without AVX2 runs).
-The thread count alone changes nothing at these sizes (PyTorch splits an operation across
-threads only above ~32k elements, so the first CI run gave bit-identical numbers); the kernel
-set is what really differs between machines: vectorised kernels round differently and draw
-so every training follows another path from its first steps on (the stored train losses differ
-in their last digits). So far these last-bit differences have not changed one test prediction:
-the two runs' metrics came out equal, and the test reports that rather than requiring it. Every ablation delta marked significant in one run must have the
-same sign in the other, and models whose clean intervals do not overlap must rank the same way
-in both. The reduced demo must mark at least one delta significant, or the test proves nothing.
+Either change alone makes every training follow another floating-point path from its first steps on (the stored train
+losses differ in their last digits); the kernel set is also what really differs between two
+machines. In this reduced demo these differences have so far not changed one test prediction:
+the two runs' metrics came out equal, and the test reports that rather than requiring it (in
+the full demo, with larger models, 40 of 168 headline cells moved, by up to 2.2 points).
 """
 
 from __future__ import annotations
