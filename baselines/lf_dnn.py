@@ -25,7 +25,7 @@ from torch import nn
 
 from harness.data.collate import UtteranceBatch
 from harness.data.types import DataSpec
-from harness.layers import FrameMeanSubnet, LastStateLSTMSubnet, modality_sizes, option_or, reference_order
+from harness.layers import option_or, reference_order, tfn_subnets
 from harness.models import BenchModel, ModelOutput, squeeze_regression
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
@@ -86,20 +86,12 @@ class LFDNN(BenchModel):
                  audio_dropout: float | None = None, video_dropout: float | None = None,
                  text_dropout: float | None = None, post_fusion_dropout: float | None = None) -> None:
         super().__init__(spec)
-        hidden = modality_sizes("lf-dnn", spec.dims, text_hidden=text_hidden, audio_hidden=audio_hidden,
-                                video_hidden=video_hidden)
-        for name, v in (("text_out", text_out), ("post_fusion_dim", post_fusion_dim)):
-            if v < 1:
-                raise ValueError(f"lf-dnn: {name} must be >= 1, got {v}")
-        drops = {m: option_or(p, dropout, f"{m}_dropout", "lf-dnn")
-                 for m, p in (("audio", audio_dropout), ("video", video_dropout), ("text", text_dropout))}
+        if post_fusion_dim < 1:
+            raise ValueError(f"lf-dnn: post_fusion_dim must be >= 1, got {post_fusion_dim}")
         self.order = reference_order(list(spec.dims), ("audio", "video", "text"))
-        self.subnets = nn.ModuleDict({
-            m: LastStateLSTMSubnet(d, hidden[m], text_out, drops.get(m, dropout)) if m == "text"
-            else FrameMeanSubnet(d, hidden[m], drops.get(m, dropout))
-            for m, d in spec.dims.items()
-        })
-        width = sum(text_out if m == "text" else hidden[m] for m in spec.dims)
+        self.subnets, widths = tfn_subnets("lf-dnn", spec.dims, text_hidden, text_out, audio_hidden, video_hidden,
+                                           dropout, audio_dropout, video_dropout, text_dropout)
+        width = sum(widths.values())
         self.post_fusion_dropout = nn.Dropout(option_or(post_fusion_dropout, dropout, "post_fusion_dropout", "lf-dnn"))
         self.post_fusion_layer_1 = nn.Linear(width, post_fusion_dim)
         self.post_fusion_layer_2 = nn.Linear(post_fusion_dim, post_fusion_dim)

@@ -28,14 +28,7 @@ from torch import nn
 
 from harness.data.collate import UtteranceBatch
 from harness.data.types import DataSpec
-from harness.layers import (
-    FrameMeanSubnet,
-    LastStateLSTMSubnet,
-    ParameterBlock,
-    modality_sizes,
-    option_or,
-    reference_order,
-)
+from harness.layers import ParameterBlock, reference_order, tfn_subnets
 from harness.models import BenchModel, ModelOutput, squeeze_regression
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
@@ -96,22 +89,14 @@ class LMF(BenchModel):
                  video_hidden: int = 16, rank: int = 4, dropout: float = 0.15, audio_dropout: float | None = None,
                  video_dropout: float | None = None, text_dropout: float | None = None) -> None:
         super().__init__(spec)
-        hidden = modality_sizes("lmf", spec.dims, text_hidden=text_hidden, audio_hidden=audio_hidden,
-                                video_hidden=video_hidden)
-        for name, v in (("text_out", text_out), ("rank", rank)):
-            if v < 1:
-                raise ValueError(f"lmf: {name} must be >= 1, got {v}")
-        drops = {m: option_or(p, dropout, f"{m}_dropout", "lmf")
-                 for m, p in (("audio", audio_dropout), ("video", video_dropout), ("text", text_dropout))}
+        if rank < 1:
+            raise ValueError(f"lmf: rank must be >= 1, got {rank}")
         self.order = reference_order(list(spec.dims), ("audio", "video", "text"))
-        self.subnets = nn.ModuleDict({
-            m: LastStateLSTMSubnet(d, hidden[m], text_out, drops.get(m, dropout)) if m == "text"
-            else FrameMeanSubnet(d, hidden[m], drops.get(m, dropout))
-            for m, d in spec.dims.items()
-        })
+        self.subnets, widths = tfn_subnets("lmf", spec.dims, text_hidden, text_out, audio_hidden, video_hidden,
+                                           dropout, audio_dropout, video_dropout, text_dropout)
         out = spec.output_dim
         self.factors = nn.ModuleDict({
-            m: ParameterBlock(rank, (text_out if m == "text" else hidden[m]) + 1, out) for m in spec.dims
+            m: ParameterBlock(rank, widths[m] + 1, out) for m in spec.dims
         })
         self.fusion_weights = ParameterBlock(1, rank)
         self.fusion_bias = ParameterBlock(1, out)

@@ -34,14 +34,7 @@ from torch import nn
 
 from harness.data.collate import UtteranceBatch
 from harness.data.types import DataSpec
-from harness.layers import (
-    FrameMeanSubnet,
-    LastStateLSTMSubnet,
-    ParameterBlock,
-    modality_sizes,
-    option_or,
-    reference_order,
-)
+from harness.layers import ParameterBlock, option_or, reference_order, tfn_subnets
 from harness.models import BenchModel, ModelOutput, squeeze_regression
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
@@ -111,20 +104,11 @@ class TFN(BenchModel):
                  text_dropout: float | None = None, post_fusion_dropout: float | None = None,
                  output_range: tuple[float, float] | None = (-3.0, 3.0)) -> None:
         super().__init__(spec)
-        hidden = modality_sizes("tfn", spec.dims, text_hidden=text_hidden, audio_hidden=audio_hidden,
-                                video_hidden=video_hidden)
-        for name, v in (("text_out", text_out), ("post_fusion_dim", post_fusion_dim)):
-            if v < 1:
-                raise ValueError(f"tfn: {name} must be >= 1, got {v}")
-        drops = {m: option_or(p, dropout, f"{m}_dropout", "tfn")
-                 for m, p in (("audio", audio_dropout), ("video", video_dropout), ("text", text_dropout))}
+        if post_fusion_dim < 1:
+            raise ValueError(f"tfn: post_fusion_dim must be >= 1, got {post_fusion_dim}")
         self.order = reference_order(list(spec.dims), ("audio", "video", "text"))
-        self.subnets = nn.ModuleDict({
-            m: LastStateLSTMSubnet(d, hidden[m], text_out, drops.get(m, dropout)) if m == "text"
-            else FrameMeanSubnet(d, hidden[m], drops.get(m, dropout))
-            for m, d in spec.dims.items()
-        })
-        widths = {m: text_out if m == "text" else hidden[m] for m in spec.dims}
+        self.subnets, widths = tfn_subnets("tfn", spec.dims, text_hidden, text_out, audio_hidden, video_hidden,
+                                           dropout, audio_dropout, video_dropout, text_dropout)
         fused = 1
         for m in self.order:
             fused *= widths[m] + 1

@@ -205,6 +205,29 @@ class LastStateLSTMSubnet(nn.Module):
         return self.linear_1(self.dropout(h[-1]))
 
 
+def tfn_subnets(model: str, dims: dict[str, int], text_hidden: int, text_out: int, audio_hidden: int,
+                video_hidden: int, dropout: float, audio_dropout: float | None = None,
+                video_dropout: float | None = None,
+                text_dropout: float | None = None) -> tuple[nn.ModuleDict, dict[str, int]]:
+    """The TFN family's per-modality subnetworks (TFN, LMF, LF-DNN): for text a
+    :class:`LastStateLSTMSubnet` of width ``text_hidden`` to ``text_out``, for the others a
+    :class:`FrameMeanSubnet` of width ``<modality>_hidden``; each modality's dropout falls back to
+    ``dropout``. Returns the subnets (keyed by modality, in ``dims`` order) and each one's output
+    width; errors name ``model`` and the bad option."""
+    hidden = modality_sizes(model, dims, text_hidden=text_hidden, audio_hidden=audio_hidden,
+                            video_hidden=video_hidden)
+    if text_out < 1:
+        raise ValueError(f"{model}: text_out must be >= 1, got {text_out}")
+    drops = {m: option_or(p, dropout, f"{m}_dropout", model)
+             for m, p in (("audio", audio_dropout), ("video", video_dropout), ("text", text_dropout))}
+    subnets = nn.ModuleDict({
+        m: LastStateLSTMSubnet(d, hidden[m], text_out, drops.get(m, dropout)) if m == "text"
+        else FrameMeanSubnet(d, hidden[m], drops.get(m, dropout))
+        for m, d in dims.items()
+    })
+    return subnets, {m: text_out if m == "text" else hidden[m] for m in dims}
+
+
 def modality_sizes(model: str, dims: dict[str, int], **sizes: int) -> dict[str, int]:
     """Per-modality sizes from options named ``<modality>_<what>`` (``text_hidden=...``):
     ``{modality: size}`` for the modalities in ``dims``; a clear error for a missing or bad one."""
