@@ -100,7 +100,7 @@ def _determinism_lines(df: pd.DataFrame) -> list[str]:
     seeds may differ in the last digits; nothing when every row reproduces (or none recorded it)."""
     if "deterministic" not in df.columns:
         return []
-    flagged = df[df["deterministic"].notna() & (df["deterministic"] == 0)]
+    flagged = df[df["deterministic"] == 0]  # NaN (not recorded) compares unequal
     if flagged.empty:
         return []
     models = ", ".join(sorted(flagged["variant"].unique()))

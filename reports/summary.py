@@ -29,6 +29,7 @@ import pandas as pd
 from harness.metrics import default_metric, metric
 from harness.store import CLEAN, ResultStore
 from reports.intervals import cell_stats
+from reports.metric_sets import task_of
 from reports.stats import paired_bootstrap_seeds
 
 
@@ -55,8 +56,7 @@ def run_summary(run_dir: str | Path, model: str, metric_name: str | None = None,
     datasets = sorted(ok["dataset"].unique())
     if len(datasets) != 1:
         raise ValueError(f"summary: one dataset per summary, the run has {datasets}")
-    task = "classification" if "metric_wf1" in ok.columns and ok["metric_wf1"].notna().any() else "regression"
-    name = metric_name or default_metric(task)
+    name = metric_name or default_metric(task_of(ok))
     col = f"metric_{name}"
     cells: dict[str, dict[str, Any]] = {}
     comparisons: list[dict[str, Any]] = []

@@ -225,8 +225,8 @@ def run_cells(cfg: SweepConfig, todo: list[tuple[Any, list[EvalCell]]], out: Pat
         from harness.run.executors import default_workers, run_on_processes
 
         # CPU: one worker per core; one GPU: a few workers share it (see plan_workers)
-        gpus = torch.cuda.device_count() if device.type == "cuda" else 1
-        plan = plan_workers(device, default_workers(), len(todo), cfg.run.workers, gpus=max(gpus, 1))
+        gpus = max(torch.cuda.device_count(), 1) if device.type == "cuda" else 1
+        plan = plan_workers(device, default_workers(), len(todo), cfg.run.workers, gpus=gpus)
         run_on_processes(todo, out, cfg.run.device, cfg_hash, on_training, on_result, plan.workers, plan.threads)
     else:
         for t, cells in todo:
