@@ -192,7 +192,10 @@ class LoopbackCluster:
         kill_session(self.sessions[name], grace_s=0)
 
     def kill_when_running(self, name: str, task: str, timeout_s: float, delay_s: float = 1.0) -> str:
-        """SIGKILL node ``name`` ``delay_s`` after one of its processes starts running ``task``."""
+        """SIGKILL node ``name`` once one of its processes has been running ``task`` for ``delay_s``.
+
+        A task that finished within ``delay_s`` does not count (killing then would find the node
+        idle): the wait goes on for the next one."""
         sid = self.sessions[name]
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -200,8 +203,9 @@ class LoopbackCluster:
                 title = process_title(pid)
                 if title.startswith(f"ray::{task}"):
                     time.sleep(delay_s)
-                    self.kill_node(name)
-                    return title
+                    if process_title(pid).startswith(f"ray::{task}"):
+                        self.kill_node(name)
+                        return title
             time.sleep(0.05)
         raise TimeoutError(f"node {name!r} never ran a {task!r} task within {timeout_s:g} s")
 

@@ -16,6 +16,7 @@ namespace can be made, every test is skipped with the reason.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -99,9 +100,11 @@ def local_rows(tmp_path_factory):
     return result_rows(tmp / "run" / "results.sqlite")
 
 
-def submit(cluster: LoopbackCluster, cfg: Path, out: Path, *extra: str) -> list[str]:
-    """The README's command, run from the repository root inside the cluster's namespace."""
-    return [str(BIN / "ray"), "job", "submit", f"--address={cluster.dashboard}", "--working-dir=.", "--",
+def submit(cluster: LoopbackCluster, cfg: Path, out: Path, *extra: str, runtime_env: str | None = None) -> list[str]:
+    """The README's command, run from the repository root inside the cluster's namespace;
+    ``runtime_env``: a ``--runtime-env-json`` for the job (its driver and tasks)."""
+    env = [f"--runtime-env-json={runtime_env}"] if runtime_env else []
+    return [str(BIN / "ray"), "job", "submit", f"--address={cluster.dashboard}", "--working-dir=.", *env, "--",
             "python", "-m", "harness", "run", str(cfg), "--out", str(out), "--quiet", *extra]
 
 
@@ -175,21 +178,41 @@ def job_driver(pid: int, out: Path) -> bool:
     return argv[1:4] == ["-m", "harness", "run"] and str(out) in argv
 
 
+def process_state(pid: int) -> str | None:
+    """The one-letter state of ``pid`` from /proc (``T``: stopped), or None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2]
+
+
 def test_killed_job_driver_resumes_with_the_local_rows(cluster, local_rows, tmp_path):
     """The job's driver (on the head) is SIGKILLed once cells are stored; the same command with
-    --resume completes the run, one row per cell, as a local run resumes."""
+    --resume completes the run, one row per cell, as a local run resumes.
+
+    The kill must land mid-sweep whatever the machine's speed: the driver is made to stop itself
+    (SIGSTOP, the fault point ``store-after-commit``) right after its first commit, and is killed
+    while stopped. Polling the store instead lost the race on a fast machine: the 12 cells were
+    all stored between two polls."""
     cfg, out = write_sweep(tmp_path / "sweep.toml"), tmp_path / "run"
     db = out / "results.sqlite"
-    job = cluster.popen(submit(cluster, cfg, out, "--no-report"), cwd=REPO)
+    stop_after_first_commit = json.dumps({"env_vars": {"MCER_BENCH_FAULT": "store-after-commit:1:stop"}})
+    job = cluster.popen(submit(cluster, cfg, out, "--no-report", runtime_env=stop_after_first_commit), cwd=REPO)
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and job.poll() is None and not (db.exists() and store_counts(db)[0] >= 1):
+    drivers: list[int] = []
+    while time.monotonic() < deadline and job.poll() is None:
+        drivers = [pid for pid in all_pids() if job_driver(pid, out)]
+        if len(drivers) == 1 and process_state(drivers[0]) == "T":
+            break
         time.sleep(0.2)
-    drivers = [pid for pid in all_pids() if job_driver(pid, out)]
-    assert job.poll() is None and len(drivers) == 1, (drivers, job.poll())  # killed mid-sweep, the one driver
+    assert job.poll() is None and len(drivers) == 1, (drivers, job.poll())  # stopped mid-sweep, the one driver
+    assert process_state(drivers[0]) == "T", "the driver never stopped after its first commit"
     os.kill(drivers[0], signal.SIGKILL)
     output, _ = job.communicate(timeout=120)
     assert job.returncode != 0 and "failed" in output
     stored = store_counts(db)[0]
+    print(f'stored when killed: {stored} of {CELLS}')
     assert 1 <= stored < CELLS
     again = cluster.run(submit(cluster, cfg, out, "--no-report", "--resume"), timeout_s=400, cwd=REPO)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
