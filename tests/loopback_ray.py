@@ -192,10 +192,11 @@ class LoopbackCluster:
         kill_session(self.sessions[name], grace_s=0)
 
     def kill_when_running(self, name: str, task: str, timeout_s: float, delay_s: float = 1.0) -> str:
-        """SIGKILL node ``name`` once one of its processes has been running ``task`` for ``delay_s``.
+        """SIGKILL node ``name`` when one of its processes, seen running ``task``, still runs it
+        ``delay_s`` later.
 
-        A task that finished within ``delay_s`` does not count (killing then would find the node
-        idle): the wait goes on for the next one."""
+        A process that went idle within ``delay_s`` does not count (killing then would find the
+        node idle): the wait goes on for the next one."""
         sid = self.sessions[name]
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
