@@ -10,6 +10,17 @@ import torch
 torch.set_num_threads(1)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch intra-op thread for a module of tiny-tensor tests, the previous count restored
+    after it (a test elsewhere may have changed it): thread start-up would dominate, and two
+    cores are shared."""
+    from harness.runtime import torch_threads
+
+    with torch_threads(1):
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset():
     """A few short dialogues with raw media, 4 classes, 2 speakers."""

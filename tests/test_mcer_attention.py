@@ -10,13 +10,7 @@ from harness.layers import masked_softmax
 from mcer._dropout import dropout
 from mcer.attention import attend, recomputation, recompute_default
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def op_by_op(q, k, v, keys, scale, p, training, shift, keys2):

@@ -16,14 +16,7 @@ from mcer.gates import FilterGate
 from mcer.graph import GraphAttentionLayer, SpeakerGraphs, build_relations, select_graph
 from mcer.heads import ModalityHeads, mcer_loss
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscription on the shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _mask(lengths, n):

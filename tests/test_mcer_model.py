@@ -15,13 +15,7 @@ SPEC = DataSpec(dims={"text": 12, "audio": 10, "video": 6}, num_classes=4, num_s
 TINY = dict(hidden=16, heads=2, window=3)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscription on the shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batch(lengths, spec=SPEC, seed=0, dialogues=None):

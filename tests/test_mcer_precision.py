@@ -26,12 +26,7 @@ OPTIONS = {"mcer": dict(hidden=16, heads=2, window=3, positional="rotary"),
            "mcer-reference": dict(hidden=16, heads=2, fusion_heads=2, window=3)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batch(device="cpu"):

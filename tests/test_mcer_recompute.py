@@ -14,12 +14,7 @@ SPEC = DataSpec(dims={"text": 12, "audio": 10, "video": 6}, num_classes=4, num_s
 B, N = 2, 9
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batch():
