@@ -27,42 +27,20 @@ from pathlib import Path
 
 import pytest
 from loopback_ray import BIN, LoopbackCluster, why_unavailable
+from tiny_sweeps import seeded_sweep_toml
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parent.parent
-# 1 model x 4 seeds x (clean + 2 severities) = 12 cells in 4 training cells: two nodes of one
-# CPU each run two at a time, so both nodes get work and a kill finds a cell on the worker.
-SWEEP = """
-[run]
-name = "cluster"
-seeds = [0, 1, 2, 3]
-executor = "{executor}"
-device = "{device}"
-
-[train]
-epochs = 2
-batch_size = 4
-
-[[models]]
-name = "text-only"
-options = {{ hidden = 8 }}
-
-[[datasets]]
-name = "synthetic"
-options = {{ n_train = 4, n_valid = 2, n_test = 2, min_utts = 3, max_utts = 4, keep_raw = false }}
-
-[[corruptions]]
-name = "feature-gaussian"
-severities = [2, 5]
-options = {{ modality = "text" }}
-"""
+# seeded_sweep_toml with 4 seeds: 12 cells in 4 training cells. Two nodes of one CPU each run two
+# at a time, so both nodes get work and a kill finds a cell on the worker.
+SEEDS = (0, 1, 2, 3)
 CELLS, TRAININGS = 12, 4
 ROW = "cell_key, variant, seed, corruption, severity, status, metrics, n_utterances, best_epoch"
 
 
 def write_sweep(path: Path, executor: str = "ray", device: str = "cpu") -> Path:
-    path.write_text(SWEEP.format(executor=executor, device=device))
+    path.write_text(seeded_sweep_toml("cluster", SEEDS, executor, device))
     return path
 
 

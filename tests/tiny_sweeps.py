@@ -1,5 +1,8 @@
-"""The smallest sweep config the command-line tests run: one text-only model, one epoch, a tiny
-synthetic dataset, and optionally one feature-noise corruption."""
+"""The small sweep configs the tests run: one text-only model on a tiny synthetic dataset.
+
+``tiny_sweep_toml``: the smallest, one epoch, optionally one feature-noise corruption (the
+command-line tests). ``seeded_sweep_toml``: several seeds, several cells each (the crash, resume
+and cluster tests)."""
 
 from __future__ import annotations
 
@@ -30,3 +33,35 @@ severities = [{severity}]
 options = {{ modality = "audio" }}
 """
     return text
+
+
+def seeded_sweep_toml(name: str, seeds: tuple[int, ...] | list[int], executor: str = "local",
+                      device: str = "cpu") -> str:
+    """1 model x ``seeds`` x (clean + 2 severities): 3 cells per seed, one training cell per seed.
+
+    Two epochs with batch size 4 give several optimiser steps per epoch. ``device`` stays "cpu"
+    where bit-identical results are asserted, also on a GPU machine."""
+    return f"""
+[run]
+name = "{name}"
+seeds = {list(seeds)}
+device = "{device}"
+executor = "{executor}"
+
+[train]
+epochs = 2
+batch_size = 4
+
+[[models]]
+name = "text-only"
+options = {{ hidden = 8 }}
+
+[[datasets]]
+name = "synthetic"
+options = {{ n_train = 4, n_valid = 2, n_test = 2, min_utts = 3, max_utts = 4, keep_raw = false }}
+
+[[corruptions]]
+name = "feature-gaussian"
+severities = [2, 5]
+options = {{ modality = "text" }}
+"""

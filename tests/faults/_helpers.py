@@ -15,6 +15,7 @@ from typing import Any
 
 from fixtures_datasets import Evil  # noqa: F401 - re-exported for the fault tests
 from hypothesis import HealthCheck, settings
+from tiny_sweeps import seeded_sweep_toml
 
 # Read by tests/faults/conftest.py's terminal summary: kill points survived, fuzzed inputs
 # tried, malicious files refused, rows lost (expected rows minus rows found, summed).
@@ -27,36 +28,11 @@ def fuzz_settings(max_examples: int) -> settings:
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
-# 1 model x 2 seeds x (clean + 2 severities) = 6 cells; batch_size 4 gives several steps per epoch.
-SWEEP = """
-[run]
-name = "faults"
-seeds = {seeds}
-device = "cpu"  # bit-identical CPU results are asserted, also on a GPU machine
-executor = "{executor}"
-
-[train]
-epochs = 2
-batch_size = 4
-
-[[models]]
-name = "text-only"
-options = {{ hidden = 8 }}
-
-[[datasets]]
-name = "synthetic"
-options = {{ n_train = 4, n_valid = 2, n_test = 2, min_utts = 3, max_utts = 4, keep_raw = false }}
-
-[[corruptions]]
-name = "feature-gaussian"
-severities = [2, 5]
-options = {{ modality = "text" }}
-"""
-CELLS = 6
+CELLS = 6  # seeded_sweep_toml's rows for the default two seeds
 
 
 def write_sweep(path: Path, seeds: tuple[int, ...] = (0, 1), executor: str = "local") -> Path:
-    path.write_text(SWEEP.format(seeds=list(seeds), executor=executor))
+    path.write_text(seeded_sweep_toml("faults", seeds, executor))
     return path
 
 
@@ -139,7 +115,7 @@ def sweep_data(seeds: tuple[int, ...] = (0, 1), **changes: Any) -> dict[str, Any
     """The fault sweep as a config dict; ``changes`` replace top-level sections."""
     import tomllib
 
-    data = tomllib.loads(SWEEP.format(seeds=list(seeds), executor="local"))
+    data = tomllib.loads(seeded_sweep_toml("faults", seeds))
     data.update(changes)
     return data
 
