@@ -9,7 +9,8 @@ Architecture (the reference code), on unaligned sequences:
   the sequence by ``kernel - 1``), skipped when the input is already ``d`` wide; the text input
   first gets ``text_dropout``;
 * every transformer *stack* scales its inputs by ``sqrt(width)``, adds fixed sinusoidal positions
-  (``positions``; fairseq's layout, positions counted from 1), applies ``embed_dropout``, runs
+  (``positions``; fairseq's layout, positions counted from 1), applies ``embed_dropout`` (a
+  crossmodal stack embeds its source twice, so keys and values get separate dropout masks), runs
   its pre-LayerNorm layers and ends with a LayerNorm of its own. A layer normalises the queries
   and the keys/values with the *same* LayerNorm, attends (``heads`` heads, dropout on the
   attention weights), adds the result after ``res_dropout``, then a 4x-wide ReLU feed-forward
@@ -98,10 +99,14 @@ class MulTLayer(nn.Module):
         self.layer_norms = nn.ModuleList([nn.LayerNorm(width), nn.LayerNorm(width)])
         self.relu_dropout, self.res_dropout = relu_dropout, res_dropout
 
-    def forward(self, x: torch.Tensor, source: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key: torch.Tensor | None, value: torch.Tensor | None,
+                mask: torch.Tensor) -> torch.Tensor:
         q = self.layer_norms[0](x)
-        kv = q if source is None else self.layer_norms[0](source)  # one LayerNorm for queries and keys
-        a, _ = self.self_attn(q, kv, kv, attn_mask=mask, need_weights=False)
+        if key is None or value is None:
+            k = v = q
+        else:  # one LayerNorm for queries, keys and values
+            k, v = self.layer_norms[0](key), self.layer_norms[0](value)
+        a, _ = self.self_attn(q, k, v, attn_mask=mask, need_weights=False)
         x = x + F.dropout(a, self.res_dropout, self.training)
         y = F.dropout(F.relu(self.fc1(self.layer_norms[1](x))), self.relu_dropout, self.training)
         return x + F.dropout(self.fc2(y), self.res_dropout, self.training)
@@ -129,11 +134,14 @@ class MulTStack(nn.Module):
     def forward(self, x: torch.Tensor, x_len: torch.Tensor, source: torch.Tensor | None = None,
                 source_len: torch.Tensor | None = None) -> torch.Tensor:
         h = self._embed(x)
-        kv = None if source is None else self._embed(source)
+        # The source is embedded twice, as the references do: the key and the value each get their
+        # own embedding-dropout mask (drawn after the queries', key before value).
+        key = None if source is None else self._embed(source)
+        value = None if source is None else self._embed(source)
         k_len = x_len if source_len is None else source_len
-        mask = attention_mask(x_len, k_len, h.shape[1], h.shape[1] if kv is None else kv.shape[1], self.causal, self.heads)
+        mask = attention_mask(x_len, k_len, h.shape[1], h.shape[1] if key is None else key.shape[1], self.causal, self.heads)
         for layer in self.layers:
-            h = layer(h, kv, mask)
+            h = layer(h, key, value, mask)
         return self.layer_norm(h)
 
 

@@ -110,6 +110,39 @@ def test_mult_layer_normalises_queries_and_keys_with_one_layer_norm():
     assert len(layer.layer_norms) == 2 and not hasattr(layer, "norm_kv")
 
 
+def _first_cross_attention_inputs(model, training: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The key and value inputs of the first layer of the audio->text stack (before its LayerNorm)."""
+    seen = {}
+    layer = model.cross["audio_to_text"].layers[0]
+
+    def keep(_module, args):  # returns None: the layer's arguments are left as they are
+        seen.setdefault("kv", (args[1], args[2]))
+
+    handle = layer.register_forward_pre_hook(keep)
+    model.train(training)
+    torch.manual_seed(3)
+    try:
+        with torch.no_grad():
+            model.cross["audio_to_text"](torch.randn(2, 5, 50), torch.tensor([5, 5]), torch.randn(2, 6, 50),
+                                         torch.tensor([6, 6]))
+    finally:
+        handle.remove()
+    return seen["kv"]
+
+
+def test_mult_keys_and_values_get_separate_embedding_dropout_masks():
+    """The references embed the source twice, once for the key and once for the value, each with
+    its own dropout mask; only the embedding dropout is on here, so any difference is the masks'."""
+    off = dict(attn_dropout=0.0, audio_attn_dropout=0.0, video_attn_dropout=0.0, relu_dropout=0.0, res_dropout=0.0,
+               text_dropout=0.0, out_dropout=0.0)
+    model = _preset_model("mult", "mosi", embed_dropout=0.5, **off)
+    key, value = _first_cross_attention_inputs(model, training=True)
+    differ = (key != value).float().mean().item()
+    assert 0.35 < differ < 0.65, f"keys and values differ in {differ:.2f} of elements; two masks at p=0.5 give 2p(1-p) = 0.5"
+    key, value = _first_cross_attention_inputs(model, training=False)
+    assert torch.equal(key, value)
+
+
 def test_mult_has_the_references_dropouts_and_kernels():
     model = _preset_model("mult", "mosi")
     opts = presets_of(MODELS.get("mult"))["mosi"].options
