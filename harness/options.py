@@ -57,6 +57,33 @@ class OptionSpec:
                 "allowed": None if self.allowed is None else [_jsonable(v) for v in self.allowed]}
 
 
+@dataclass(frozen=True)
+class Range:
+    """A numeric option's declared limits, for ``typing.Annotated``: ``Annotated[float, Range(0, 1,
+    high_open=True)]`` is a value in [0, 1). ``None`` leaves a side unbounded; ``low_open`` /
+    ``high_open`` exclude the bound itself."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __str__(self) -> str:
+        lo = "-inf" if self.low is None else f"{self.low:g}"
+        hi = "inf" if self.high is None else f"{self.high:g}"
+        return f"{'(' if self.low_open or self.low is None else '['}{lo}, {hi}{')' if self.high_open or self.high is None else ']'}"
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` lies outside the range (``None`` when it is inside)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None  # not a number: the type check names it
+        below = self.low is not None and (value < self.low or (self.low_open and value == self.low))
+        above = self.high is not None and (value > self.high or (self.high_open and value == self.high))
+        if below or above or value != value:  # value != value: NaN
+            return f"must lie in {self}"
+        return None
+
+
 class _Required:
     def __repr__(self) -> str:
         return "(required)"

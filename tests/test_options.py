@@ -59,3 +59,15 @@ def test_built_in_plugins():
     assert babble["modality"].allowed == ("audio",) and babble["talkers"].default == 4
     erc = {s.name: s for s in option_specs(DATASETS.get("erc-pickle"))}
     assert erc["classes"].allowed == (None, 3, 4, 6, 7) and erc["label"].allowed == ("emotion", "sentiment")
+
+
+def test_range_states_and_checks_its_limits():
+    from harness.options import Range
+
+    half_open = Range(0, 1, high_open=True)
+    assert str(half_open) == "[0, 1)" and str(Range(1)) == "[1, inf)" and str(Range(high=5, low_open=True)) == "(-inf, 5]"
+    assert half_open.problem(0) is None and half_open.problem(0.5) is None
+    for bad in (1, 1.5, -0.1, float("nan")):
+        assert half_open.problem(bad) == "must lie in [0, 1)"
+    assert Range(0, 1, low_open=True).problem(0) == "must lie in (0, 1]"
+    assert half_open.problem("x") is None and half_open.problem(True) is None  # types are checked elsewhere
