@@ -12,7 +12,9 @@ Sentiment regression (``y``, ``p``: scores in [-3, 3]; the conventions of MMSA's
 followed by most MOSI/MOSEI papers): ``mae``, ``corr``, ``acc2_has0`` / ``f1_has0`` (negative
 vs. non-negative over all utterances), ``acc2_non0`` / ``f1_non0`` (negative vs. positive,
 utterances labelled 0 removed), ``acc5`` and ``acc7`` (clip to [-2, 2] / [-3, 3], round, exact
-match). F1 follows scikit-learn's ``average='weighted'`` with ``zero_division=0``.
+match). CH-SIMS (labels in [-1, 1], MMSA's SIMS evaluation): ``sims_acc2``, ``sims_f1``,
+``sims_acc3``, ``sims_acc5``, ``sims_mae``, ``sims_corr``, all on predictions and labels clipped to
+[-1, 1]. F1 follows scikit-learn's ``average='weighted'`` with ``zero_division=0``.
 """
 
 from __future__ import annotations
@@ -108,9 +110,17 @@ def _mae(y, p, _):
 
 
 def _corr(y, p, _):
+    """Pearson correlation per row, in [-1, 1]; NaN where the labels or the predictions of a row
+    are constant. Constancy is tested exactly (max == min), not through the centred sums, which
+    rounding leaves at about 1e-16 for a constant row; rounding can also push |r| one ulp past 1,
+    hence the clip."""
+    y, p = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
+    constant = (np.ptp(y, axis=1) == 0) | (np.ptp(p, axis=1) == 0) if y.shape[1] else np.ones(len(y), bool)
     yc, pc = y - y.mean(1, keepdims=True), p - p.mean(1, keepdims=True)
     den = np.sqrt((yc ** 2).sum(1) * (pc ** 2).sum(1))
-    return np.where(den > 0, (yc * pc).sum(1) / np.where(den > 0, den, 1), np.nan)
+    ok = ~constant & (den > 0)
+    r = np.clip((yc * pc).sum(1) / np.where(ok, den, 1.0), -1.0, 1.0)
+    return np.where(ok, r, np.nan)
 
 
 def _acc2_has0(y, p, _):
@@ -139,6 +149,42 @@ def _acc7(y, p, _):
     return (round_clip(y, 3.0) == round_clip(p, 3.0)).mean(1)
 
 
+# CH-SIMS (labels in [-1, 1]), as MMSA scores it: predictions and labels are clipped to [-1, 1]
+# first; Acc-2 puts 0 with the negatives ([-1, 0] vs (0, 1]); Acc-3 and Acc-5 bin at the edges
+# below, each bin (lower, upper]. MMSA compares in float32 (its tensors' precision), so the bins
+# are taken in float32 here too: a value stored as float32 0.1 falls in the bin that ends at 0.1.
+SIMS_EDGES = {2: (0.0,), 3: (-0.1, 0.1), 5: (-0.7, -0.1, 0.1, 0.7)}
+
+
+def sims_classes(v: np.ndarray, n_bins: int) -> np.ndarray:
+    """MMSA's CH-SIMS class of every value: clip to [-1, 1], then the number of edges of
+    :data:`SIMS_EDGES` ``[n_bins]`` that the value lies strictly above (0 .. n_bins - 1)."""
+    clipped = np.clip(np.asarray(v, dtype=np.float64), -1.0, 1.0).astype(np.float32)
+    return (clipped[..., None] > np.asarray(SIMS_EDGES[n_bins], dtype=np.float32)).sum(-1)
+
+
+def _sims_acc(n_bins: int) -> RowMetric:
+    def acc(y, p, _):
+        return (sims_classes(y, n_bins) == sims_classes(p, n_bins)).mean(1)
+    return acc
+
+
+def _sims_f1(y, p, _):
+    return _weighted_f1(sims_classes(y, 2), sims_classes(p, 2), 2)
+
+
+def _clipped(y, p):
+    return np.clip(np.asarray(y, dtype=np.float64), -1, 1), np.clip(np.asarray(p, dtype=np.float64), -1, 1)
+
+
+def _sims_mae(y, p, _):
+    return _mae(*_clipped(y, p), None)
+
+
+def _sims_corr(y, p, _):
+    return _corr(*_clipped(y, p), None)
+
+
 METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("acc", "Acc", "classification", True, _acc, description="accuracy over real utterances"),
     Metric("wf1", "wF1", "classification", True, _wf1, description="support-weighted F1"),
@@ -153,9 +199,24 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("f1_non0", "F1 (Non0)", "regression", True, _f1_non0, description="weighted F1 of the Non0 split"),
     Metric("acc5", "Acc-5", "regression", True, _acc5, description="clip to [-2, 2], round, exact match"),
     Metric("acc7", "Acc-7", "regression", True, _acc7, description="clip to [-3, 3], round, exact match"),
+    Metric("sims_acc2", "Acc-2", "regression", True, _sims_acc(2),
+           description="CH-SIMS: clip to [-1, 1]; [-1, 0] vs (0, 1] (0 counts as negative)"),
+    Metric("sims_f1", "F1", "regression", True, _sims_f1, description="CH-SIMS: weighted F1 of the Acc-2 classes"),
+    Metric("sims_acc3", "Acc-3", "regression", True, _sims_acc(3),
+           description="CH-SIMS: clip to [-1, 1]; bins split at -0.1 and 0.1"),
+    Metric("sims_acc5", "Acc-5", "regression", True, _sims_acc(5),
+           description="CH-SIMS: clip to [-1, 1]; bins split at -0.7, -0.1, 0.1 and 0.7"),
+    Metric("sims_mae", "MAE", "regression", False, _sims_mae, scale=1.0, decimals=3,
+           description="CH-SIMS: mean absolute error after clipping both to [-1, 1]"),
+    Metric("sims_corr", "Corr", "regression", True, _sims_corr, scale=1.0, decimals=3,
+           description="CH-SIMS: Pearson correlation after clipping both to [-1, 1]"),
 )}
+SIMS_METRICS = tuple(n for n in METRICS if n.startswith("sims_"))
+METRIC_SETS = ("default", "sims")
+"""What a :class:`~harness.data.DataSpec` may name as its ``metric_set``: ``default`` (the task's
+metrics; for regression MOSI/MOSEI's) or ``sims`` (MMSA's CH-SIMS evaluation, regression only)."""
 CLASSIFICATION_METRICS = tuple(n for n, m in METRICS.items() if m.task == "classification")
-REGRESSION_METRICS = tuple(n for n, m in METRICS.items() if m.task == "regression")
+REGRESSION_METRICS = tuple(n for n, m in METRICS.items() if m.task == "regression" and n not in SIMS_METRICS)
 PER_CLASS_PREFIX = "f1_"
 
 
@@ -206,21 +267,27 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], class_n
     return out
 
 
-def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[str, float]:
-    """The MOSI/MOSEI sentiment set. Non-zero metrics are NaN when every label is zero."""
+def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float], metric_set: str = "default") -> dict[str, float]:
+    """The MOSI/MOSEI sentiment set; with ``metric_set="sims"`` the CH-SIMS set instead, beside
+    ``mae`` of the raw predictions (the L1 loss MMSA selects SIMS epochs on). Non-zero metrics are
+    NaN when every label is zero."""
+    if metric_set not in METRIC_SETS:
+        raise ValueError(f"regression_metrics: metric_set must be one of {METRIC_SETS}, got {metric_set!r}")
     y = np.asarray(y_true, dtype=np.float64)[None]
     p = np.asarray(y_pred, dtype=np.float64)[None]
     if y.shape[1] == 0:
         raise ValueError("regression_metrics: no utterances to score")
-    return {name: float(score_rows(name, y, p)[0]) for name in REGRESSION_METRICS}
+    names = ("mae", *SIMS_METRICS) if metric_set == "sims" else REGRESSION_METRICS
+    return {name: float(score_rows(name, y, p)[0]) for name in names}
 
 
 def compute_metrics(task: str, y_true: np.ndarray, prediction: np.ndarray,
-                    class_names: Sequence[str] | None = None) -> dict[str, float]:
-    """Metrics of ``task`` from targets and raw predictions (``[M, C]`` logits or ``[M]`` scores)."""
+                    class_names: Sequence[str] | None = None, metric_set: str = "default") -> dict[str, float]:
+    """Metrics of ``task`` from targets and raw predictions (``[M, C]`` logits or ``[M]`` scores);
+    ``metric_set`` as a :class:`~harness.data.DataSpec` names it (``sims``: MMSA's CH-SIMS set)."""
     if task == "classification":
         if class_names is None:
             raise ValueError("compute_metrics: class_names are required for classification")
         return classification_metrics(y_true, np.asarray(prediction).argmax(-1), class_names)
-    return regression_metrics(y_true, prediction)
+    return regression_metrics(y_true, prediction, metric_set)
 

@@ -29,6 +29,19 @@ _DETERMINISTIC_CUBLAS = (":4096:8", ":16:8")
 _NONDETERMINISTIC: list[str] = []  # reasons recorded by allow_nondeterministic since the last seeding
 
 
+PORTABLE_ENVIRONMENT: dict[str, str] = {
+    "ATEN_CPU_CAPABILITY": "default",  # PyTorch's kernels as every x86-64 CPU runs them (no AVX)
+    "MKL_CBWR": "COMPATIBLE",          # MKL's conditional numerical reproducibility: one code path on every CPU
+    "ONEDNN_MAX_CPU_ISA": "SSE41",     # oneDNN (convolutions) limited to what every x86-64 CPU since 2008 has
+    "OMP_NUM_THREADS": "1",            # one thread: a reduction's order does not depend on the core count
+    "MKL_NUM_THREADS": "1",
+}
+"""The portable arithmetic mode: environment variables that make a CPU run follow the same
+floating-point path on any x86-64 processor. They must be set before torch is imported (in the
+worker processes' environment); ``benchmarks/portable_arithmetic.py`` measures what they buy
+and cost (docs/PERFORMANCE.md)."""
+
+
 def select_device(name: str | torch.device | None = "auto") -> torch.device:
     """``"auto"`` picks CUDA when present, else the CPU; any torch device string is accepted."""
     if isinstance(name, torch.device):

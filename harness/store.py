@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS predictions (
     cell_key TEXT PRIMARY KEY REFERENCES results(cell_key),
     uids TEXT NOT NULL,
     targets BLOB NOT NULL,
-    outputs BLOB NOT NULL
+    outputs BLOB NOT NULL,
+    groups TEXT
 );
 CREATE TABLE IF NOT EXISTS trainings (
     train_key TEXT PRIMARY KEY,
@@ -112,7 +113,8 @@ CLEAN = "clean"
 
 # Columns added after the first release, as (table, column, SQL type): a store written before
 # them gets them (empty) when it is next opened for writing, so old run directories resume.
-ADDED_COLUMNS = (("results", "node", "TEXT"), ("trainings", "node", "TEXT"), ("results", "deterministic", "INTEGER"))
+ADDED_COLUMNS = (("results", "node", "TEXT"), ("trainings", "node", "TEXT"), ("results", "deterministic", "INTEGER"),
+                 ("predictions", "groups", "TEXT"))
 
 JSON_COLUMNS = ("model_options", "corruption_options", "metrics", "package_versions")
 
@@ -205,6 +207,7 @@ class ResultStore:
         """Open (and with ``read_only=False`` create) the store at ``path``. A read-only store
         never writes: not the schema, not a journal mode; its write methods fail."""
         self.path = Path(path)
+        self._prediction_groups: bool | None = None
         self.read_only = read_only = read_only or _READ_ONLY.get()
         if read_only:
             if not self.path.is_file():
@@ -240,10 +243,11 @@ class ResultStore:
             cur = con.execute(f"INSERT OR IGNORE INTO results ({cols}) VALUES ({marks})", list(values.values()))
             written = cur.rowcount == 1
             if written and predictions is not None:
+                groups = predictions.get("groups")
                 con.execute(
-                    "INSERT OR IGNORE INTO predictions (cell_key, uids, targets, outputs) VALUES (?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO predictions (cell_key, uids, targets, outputs, groups) VALUES (?, ?, ?, ?, ?)",
                     (row["cell_key"], json.dumps(list(predictions["uids"])), _npy(predictions["targets"]),
-                     _npy(predictions["outputs"])),
+                     _npy(predictions["outputs"]), None if groups is None else json.dumps([str(g) for g in groups])),
                 )
             faults.hit("store-before-commit")
         faults.hit("store-after-commit")
@@ -347,11 +351,21 @@ class ResultStore:
         return df
 
     def predictions(self, cell_key: str) -> dict[str, Any] | None:
+        """``{"uids", "targets", "outputs"}`` of a cell, and ``"groups"`` (the dialogue id of each
+        utterance) when the store has them (rows written since they were added); ``None`` when
+        the cell stored no predictions."""
         with closing(self._connect()) as con:
-            r = con.execute("SELECT uids, targets, outputs FROM predictions WHERE cell_key = ?", (cell_key,)).fetchone()
+            if self._prediction_groups is None:  # a store written before the column has none
+                self._prediction_groups = "groups" in {c[1] for c in con.execute("PRAGMA table_info(predictions)")}
+            has_groups = self._prediction_groups
+            cols = "uids, targets, outputs" + (", groups" if has_groups else "")
+            r = con.execute(f"SELECT {cols} FROM predictions WHERE cell_key = ?", (cell_key,)).fetchone()
         if r is None:
             return None
-        return {"uids": json.loads(r[0]), "targets": _from_npy(r[1]), "outputs": _from_npy(r[2])}
+        out = {"uids": json.loads(r[0]), "targets": _from_npy(r[1]), "outputs": _from_npy(r[2])}
+        if has_groups and r[3] is not None:
+            out["groups"] = json.loads(r[3])
+        return out
 
     def runs(self) -> list[dict[str, Any]]:
         with closing(self._connect()) as con:

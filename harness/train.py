@@ -86,6 +86,7 @@ def with_batch_backoff(run: Callable[[int], T], batch_size: int, what: str,
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
 LR_SCHEDULES = ("constant", "cosine", "plateau", "step")
+SELECTIONS = ("best", "last")
 SCHEDULE_OPTIONS = {"constant": set(), "cosine": {"T_max", "eta_min"}, "plateau": {"factor", "patience", "min_lr"},
                     "step": {"step_size", "gamma"}}
 
@@ -100,6 +101,10 @@ class TrainConfig:
     ``lr_schedule`` is stepped once per epoch: ``cosine`` (``T_max`` epochs, default
     ``epochs``; ``eta_min``), ``plateau`` (on the validation selection metric; ``factor``,
     ``patience``, ``min_lr``) or ``step`` (``step_size``, ``gamma``), with ``schedule_options``.
+    ``selection``: ``"best"`` keeps the epoch with the best validation score and stops after
+    ``patience`` epochs without one; ``"last"`` trains every epoch and keeps the last (a fixed
+    budget: no choice is made on a small validation split, whose noise would otherwise pass into
+    the selected epoch; validation is still scored each epoch, for the learning curves).
     ``grad_clip`` clips the gradient norm (``grad_clip_mode="norm"``) or each gradient value
     (``"value"``); ``None`` turns clipping off. ``class_weights``: ``"none"``,
     ``"inverse_frequency"`` (from the train split) or one weight per class.
@@ -120,6 +125,7 @@ class TrainConfig:
     class_weights: str | list[float] = "none"
     selection_metric: str | None = None
     amp: bool = True
+    selection: str = "best"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "dialogue_batch_size", "patience"):
@@ -130,6 +136,8 @@ class TrainConfig:
         if self.weight_decay < 0 or self.momentum < 0:
             raise ValueError(f"TrainConfig.weight_decay and momentum must be >= 0, got {self.weight_decay!r} and "
                              f"{self.momentum!r}")
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"TrainConfig.selection must be one of {SELECTIONS}, got {self.selection!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"TrainConfig.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.lr_schedule not in LR_SCHEDULES:
@@ -232,6 +240,8 @@ class Predictions:
     targets: np.ndarray
     outputs: np.ndarray
     batch_size: int | None = None
+    groups: list[str] | None = None
+    """The dialogue id of every utterance (the unit a test-set bootstrap resamples)."""
 
     def predicted(self, task: str) -> np.ndarray:
         return self.outputs.argmax(-1) if task == "classification" else self.outputs
@@ -296,14 +306,16 @@ def _predict(model: BenchModel, dialogues: Sequence[Dialogue], spec: DataSpec, d
         uids.extend(flat_uids(batch))
     if not uids:
         raise ValueError("predict: no utterances to predict")
-    return Predictions(uids, torch.cat(targets).numpy(), torch.cat(outputs).numpy())
+    dialogue_of = {u.uid: d.dialogue_id for d in dialogues for u in d.utterances}
+    return Predictions(uids, torch.cat(targets).numpy(), torch.cat(outputs).numpy(),
+                       groups=[str(dialogue_of[u]) for u in uids])
 
 
 def evaluate(model: BenchModel, dialogues: Sequence[Dialogue], spec: DataSpec, device: torch.device | str = "auto",
              batch_size: int | None = None) -> tuple[dict[str, float], Predictions]:
     """Metrics of ``model`` on ``dialogues`` plus the predictions they came from."""
     preds = predict(model, dialogues, spec, device, batch_size)
-    return compute_metrics(spec.task, preds.targets, preds.outputs, spec.names), preds
+    return compute_metrics(spec.task, preds.targets, preds.outputs, spec.names, spec.metric_set), preds
 
 
 def prediction_loss(task: str, targets: np.ndarray, outputs: np.ndarray) -> float:
@@ -413,7 +425,11 @@ def _fit(model: BenchModel, dataset: BenchDataset, config: TrainConfig, seed: in
         history.append(row)
         if progress is not None:
             progress(row)
-        if (score > best_score) if better else (score < best_score):
+        if config.selection == "last":
+            if epoch == config.epochs:
+                best_score, best_valid, best_epoch = score, valid, epoch
+                best_state = copy.deepcopy(model.state_dict())
+        elif (score > best_score) if better else (score < best_score):
             best_score, best_valid, best_epoch, stale = score, valid, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
         else:

@@ -3,10 +3,11 @@ its difference to the full model.
 
 ``Δ`` is the difference of the two **printed** means (variant − full model, each the mean over
 seeds rounded as printed), so a reader can check it against the columns. Its significance
-comes from a paired test of the same quantity, the difference of the seed means
-(:func:`reports.stats.paired_bootstrap_seeds`: training seeds resampled, then utterances within each seed), with
-Holm's correction over all rows; without stored predictions the interval is a bootstrap over
-the per-seed differences and no p-value is given.
+comes from the interval of the same quantity, the difference of the seed means
+(:func:`reports.intervals.difference_stats`: the seeds' scatter and the shared test set, a t
+quantile with Welch–Satterthwaite df; the seeds alone when predictions are not stored), with
+Holm's correction of its p-values over all rows. A variant or full model with a failed seed
+has no mean in that setting.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import pandas as pd
 
 from harness.metrics import metric
 from harness.store import CLEAN
-from reports.aggregate import bootstrap_ci
+from reports.comparisons import seed_cells
+from reports.inference import POWER
+from reports.intervals import difference_stats
 from reports.latex import Table, best_mask, fmt
-from reports.main_table import header_label, ok_rows, one_dataset
-from reports.stats import holm, paired_bootstrap_seeds, seed_summary
+from reports.main_table import all_rows, header_label, one_dataset
+from reports.stats import holm
 
 _PAIR_KEYS = ["dataset", "seed", "corruption", "severity", "defense", "split"]
 
@@ -53,23 +56,25 @@ def ablation_rows(df: pd.DataFrame, metric_name: str, full: str, variants: Seque
     Columns: variant, setting ("clean"/"worst"), condition, corruption, severity, mean, std,
     full_mean, full_std (over seeds, metric units), ``delta`` (mean − full_mean), ``ci_low``,
     ``ci_high`` (95% interval of ``delta``), ``p``, ``p_holm``, ``significant``
-    (``p_holm < alpha``), ``n_seeds`` (paired seeds), ``test`` ("paired bootstrap" or
-    "seed bootstrap").
+    (``p_holm < alpha``), ``n_seeds`` (the variant's seeds), ``full_n_seeds``, ``n_utterances``,
+    ``test`` (the interval's method), ``se``, ``detectable`` (the difference detected with 80%
+    power), ``n_failed`` (failed seeds of either).
     """
     col = f"metric_{metric_name}"
     if col not in df.columns:
         raise ValueError(f"ablation_rows: metric {metric_name!r} not in the results")
-    d = ok_rows(df)
+    d = all_rows(df)
     d = d[d["defense"] == "none"]
     d, dataset = one_dataset(d, dataset, "ablation_rows")
-    if full not in set(d["variant"]):
-        raise ValueError(f"ablation_rows: full model {full!r} not among variants {sorted(d['variant'].unique())}")
+    ok = d[d["status"] == "ok"]
+    if full not in set(ok["variant"]):
+        raise ValueError(f"ablation_rows: full model {full!r} not among variants {sorted(ok['variant'].unique())}")
     variants = [v for v in (variants or sorted(d["variant"].unique())) if v != full]
     unknown = sorted(set(variants) - set(d["variant"]))
     if unknown:
         raise ValueError(f"ablation_rows: variants {unknown} not in the results; available {sorted(d['variant'].unique())}")
     conditions = [("clean", CLEAN, 0)]
-    worst = worst_condition(d, metric_name, full, corruption)
+    worst = worst_condition(ok, metric_name, full, corruption)
     if worst is not None:
         conditions.append(("worst", *worst))
     rows = []
@@ -77,30 +82,17 @@ def ablation_rows(df: pd.DataFrame, metric_name: str, full: str, variants: Seque
         for setting, corr, sev in conditions:
             sel = d[(d["corruption"] == corr) & (d["severity"] == sev)]
             a, b = sel[sel["variant"] == variant], sel[sel["variant"] == full]
-            if a.empty:
+            if a.empty or b.empty:
                 continue
-            merged = a.merge(b, on=_PAIR_KEYS, suffixes=("_a", "_b"))
-            # both means over the paired seeds, so that delta is their difference exactly
-            sa = seed_summary(merged[f"{col}_a"].to_numpy(float))
-            sb = seed_summary(merged[f"{col}_b"].to_numpy(float))
-            row = {"variant": variant, "setting": setting, "condition": corr if sev == 0 else f"{corr}@{sev}",
-                   "corruption": corr, "severity": sev, "mean": sa["mean"], "std": sa["std"],
-                   "full_mean": sb["mean"], "full_std": sb["std"], "delta": sa["mean"] - sb["mean"],
-                   "ci_low": float("nan"), "ci_high": float("nan"), "p": float("nan"), "n_seeds": int(len(merged)),
-                   "test": "none"}
-            pairs = None
-            if predictions is not None and len(merged):
-                pairs = [(predictions(r["cell_key_a"]), predictions(r["cell_key_b"])) for _, r in merged.iterrows()]
-                if any(x is None or y is None for x, y in pairs):
-                    pairs = None
-            if pairs:
-                res = paired_bootstrap_seeds(pairs, metric_name, n_boot=n_boot, seed=seed)
-                row.update(ci_low=res["ci_low"], ci_high=res["ci_high"], p=res["p"], test="paired bootstrap")
-            elif len(merged):
-                diff = (merged[f"{col}_a"] - merged[f"{col}_b"]).to_numpy(float)
-                row["ci_low"], row["ci_high"] = bootstrap_ci(diff, n_boot=n_boot, seed=seed)
-                row["test"] = "seed bootstrap"
-            rows.append(row)
+            va, ka = seed_cells(a, col)
+            vb, kb = seed_cells(b, col)
+            est = difference_stats(va, ka, vb, kb, metric_name, predictions, n_boot=n_boot, seed=seed)
+            rows.append({"variant": variant, "setting": setting, "condition": corr if sev == 0 else f"{corr}@{sev}",
+                         "corruption": corr, "severity": sev, "mean": _strict_mean(va), "std": _std(va),
+                         "full_mean": _strict_mean(vb), "full_std": _std(vb), "delta": est.estimate,
+                         "ci_low": est.ci_low, "ci_high": est.ci_high, "p": est.p, "n_seeds": len(va),
+                         "full_n_seeds": len(vb), "n_utterances": est.n_utterances, "test": est.method, "se": est.se,
+                         "detectable": est.detectable(POWER), "n_failed": est.n_failed})
     out = pd.DataFrame(rows)
     if out.empty:
         raise ValueError(f"ablation_rows: no variant of {variants} has rows in the compared conditions")
@@ -109,10 +101,26 @@ def ablation_rows(df: pd.DataFrame, metric_name: str, full: str, variants: Seque
     return out
 
 
+def _strict_mean(v: np.ndarray) -> float:
+    return float(v.mean()) if len(v) and not np.isnan(v).any() else float("nan")
+
+
+def _std(v: np.ndarray) -> float:
+    return float(v.std(ddof=1)) if len(v) > 1 and not np.isnan(v).any() else float("nan")
+
+
 def printed_delta(mean: float, full_mean: float, metric_name: str) -> float:
     """``Δ`` as printed: the difference of the two means rounded as the table prints them."""
     m = metric(metric_name)
     return round(round(mean * m.scale, m.decimals) - round(full_mean * m.scale, m.decimals), m.decimals)
+
+
+def _n_text(rows: pd.DataFrame) -> str:
+    """``5+5 seeds × 311 test utterances`` (ranges when rows differ)."""
+    def span(values) -> str:
+        v = sorted({int(x) for x in values if x == x})
+        return "?" if not v else str(v[0]) if len(v) == 1 else f"{v[0]}–{v[-1]}"
+    return f"{span(rows['n_seeds'])}+{span(rows['full_n_seeds'])} seeds × {span(rows['n_utterances'])} test utterances"
 
 
 def ablation_table(rows: pd.DataFrame, metric_name: str, full: str, titles: Mapping[str, str] | None = None) -> Table:
@@ -139,7 +147,7 @@ def ablation_table(rows: pd.DataFrame, metric_name: str, full: str, titles: Mapp
     means: dict[str, list[float]] = {x: [] for x in settings}
     for x in settings:
         r = first[x]
-        full_row += [pm(r["full_mean"], r["full_std"], int(r["n_seeds"])), "–"]
+        full_row += [pm(r["full_mean"], r["full_std"], int(r["full_n_seeds"])), "–"]
         means[x].append(r["full_mean"])
     body = []
     for variant in list(dict.fromkeys(rows["variant"])):
@@ -161,12 +169,13 @@ def ablation_table(rows: pd.DataFrame, metric_name: str, full: str, titles: Mapp
     bold = [[False] + [b for x in settings for b in (masks[x][i], False)] for i in range(len(all_rows))]
     n_seeds = sorted({int(x) for x in rows["n_seeds"]})
     n_text = f"n = {n_seeds[0] if len(n_seeds) == 1 else f'{n_seeds[0]}–{n_seeds[-1]}'} seed(s)"
-    tests = set(rows["test"])
-    if "paired bootstrap" in tests:
-        sig = ("† Holm-adjusted p < 0.05 of a paired bootstrap of that difference (training seeds resampled, "
-               "then test utterances within each seed).")
-    else:
-        sig = "No p-values: predictions are not stored; intervals in the CSV are bootstraps over seeds."
+    tests = sorted(t for t in set(rows["test"]) if isinstance(t, str))
+    detectable = rows["detectable"].dropna()
+    sig = (f"† Holm-adjusted p < 0.05 of the t test of that difference ({'; '.join(tests)}; n = "
+           f"{_n_text(rows)}).")
+    if len(detectable):
+        sig += (f" The smallest difference these seeds detect with 80% power: {fmt(detectable.median() * s, digits)} "
+                f"points (median over rows; per row in the CSV); a Δ without † is not a tie.")
     note = (f"Mean ± std over seeds ({n_text}; one seed: mean only). Δ: variant − full model, the difference of "
             f"the two printed means (points). {sig} Best mean per column in bold; {m.display} {m.arrow}.")
     t = Table(header, all_rows, bold, blocks=[0], caption=f"Ablation of {full} ({m.display}).",

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from harness.store import CLEAN
+from reports.intervals import N_BOOT, cell_stats
 
-
-def bootstrap_ci(values: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean of ``values`` (NaN-free). One value gives (v, v)."""
-    values = np.asarray(values, dtype=float)
-    if len(values) == 0:
-        return float("nan"), float("nan")
-    if len(values) == 1:
-        return float(values[0]), float(values[0])
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return float(lo), float(hi)
+Predictions = Callable[[str], Mapping[str, Any] | None]
 
 
 def _first(g: pd.DataFrame, col: str) -> str:
@@ -30,18 +21,21 @@ def _first(g: pd.DataFrame, col: str) -> str:
     return str(g[col].dropna().iloc[0])
 
 
-def curves(df: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Mean, std and 95% bootstrap CI of ``metric`` over seeds for every curve point.
+def curves(df: pd.DataFrame, metric: str, predictions: Predictions | None = None, n_boot: int = N_BOOT) -> pd.DataFrame:
+    """Mean over seeds of ``metric`` for every curve point, with its 95% interval.
 
-    The clean row (severity 0) is repeated under every corruption so that each curve starts
-    at the model's clean score. Failed cells are counted in ``failed`` and excluded from the
-    mean; a point with no successful seed has NaN statistics.
+    The clean row (severity 0) is repeated under every corruption so that each curve starts at
+    the model's clean score. The interval is :func:`reports.intervals.cell_stats`'s: training
+    seeds and the shared test set when ``predictions`` (``ResultStore.predictions``) is given,
+    the seeds alone otherwise. A failed seed is counted in ``failed`` and makes the point's
+    mean NaN: a curve never rests on the seeds that happened to succeed.
     """
     col = f"metric_{metric}"
     if col not in df.columns:
         raise ValueError(f"metric {metric!r} is not in the stored results; available: "
                          f"{sorted(c[7:] for c in df.columns if c.startswith('metric_'))}")
     df = df.copy()
+    df.loc[df["status"] != "ok", col] = np.nan
     clean = df[df["corruption"] == CLEAN]
     corrs = sorted(set(df["corruption"]) - {CLEAN})
     parts = [df[df["corruption"] != CLEAN]]
@@ -52,12 +46,15 @@ def curves(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     keys = ["dataset", "variant", "corruption", "defense", "severity"]
     df["defense"] = df["defense"].fillna("none")
     for key, g in df.groupby(keys, sort=True):
-        ok = g[g["status"] == "ok"][col].dropna().to_numpy(dtype=float)
-        lo, hi = bootstrap_ci(ok)
-        rows.append({**dict(zip(keys, key)), "mean": float(ok.mean()) if len(ok) else float("nan"),
-                     "std": float(ok.std(ddof=1)) if len(ok) > 1 else 0.0, "ci_low": lo, "ci_high": hi,
-                     "n_seeds": len(ok), "failed": int((g["status"] != "ok").sum()),
-                     "parameter": _first(g, "parameter"), "parameter_value": _first(g, "parameter_value")})
+        g = g.sort_values("seed")
+        values = g[col].to_numpy(dtype=float)
+        est = cell_stats(values, metric, list(g["cell_key"]), predictions, n_boot=n_boot)
+        rows.append({**dict(zip(keys, key)), "mean": est.estimate,
+                     "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0, "ci_low": est.ci_low,
+                     "ci_high": est.ci_high, "n_seeds": int((~np.isnan(values)).sum()),
+                     "failed": int((g["status"] != "ok").sum()),
+                     "method": est.method, "parameter": _first(g, "parameter"),
+                     "parameter_value": _first(g, "parameter_value")})
     return pd.DataFrame(rows)
 
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import pandas as pd
 
-from harness.metrics import default_metric
 from harness.metrics import metric as metric_info
 from harness.store import CLEAN, ResultStore
 from reports.ablation import ablation_figure
 from reports.ablation_table import ablation_rows, ablation_table
 from reports.aggregate import curves, model_groups
+from reports.comparisons import comparison_rows, comparisons_table
 from reports.curves import ablation_curves, robustness_figure
 from reports.deployment import deployment_table
 from reports.heatmap import drop_heatmap
@@ -28,6 +28,7 @@ from reports.intervals import N_BOOT, describe_n
 from reports.latex import Table
 from reports.learning import histories, learning_curves
 from reports.main_table import main_results_table, per_class_table
+from reports.metric_sets import headline as dataset_headline
 from reports.metric_sets import metric_set, per_class_metrics, task_of, wants_per_class
 from reports.results_json import write_results_json
 from reports.robustness import mce_table, robustness_summary
@@ -135,13 +136,13 @@ def _ablation_variants(ok: pd.DataFrame, full_model: str | None) -> list[str]:
     return sorted(set(ok.loc[ok["model"].isin(family), "variant"]) - {full_model})
 
 
-def _headline(requested: str | None, task: str) -> str:
-    """The requested metric when it fits the dataset's task, else the task's default."""
+def _headline(requested: str | None, task: str, declared: str | None) -> str:
+    """The requested metric when it fits the dataset's task, else the dataset's default."""
     if requested is not None:
         info = metric_info(requested)
         if info.task == task:
             return requested
-    return default_metric(task)
+    return dataset_headline(task, declared)
 
 
 def build_report(run_dir: str | Path, metric: str | None = None, n_boot: int = N_BOOT,
@@ -183,8 +184,9 @@ def build_report(run_dir: str | Path, metric: str | None = None, n_boot: int = N
         d = df[df["dataset"] == dataset]
         task = tasks[dataset]
         card_name = (cards.get(dataset) or {}).get("name")
-        metrics = metric_set(task, [dataset, card_name])
-        headline = _headline(requested, task)
+        declared = ((cards.get(dataset) or {}).get("spec") or {}).get("metric_set")
+        metrics = metric_set(task, [dataset, card_name], declared)
+        headline = _headline(requested, task, declared)
         json_datasets[dataset] = {"task": task, "metrics": list(metrics), "headline": headline}
         _dataset_sections(rep, store, d, dataset, task, metrics, headline, full_model, reference, styles, titles,
                           trainings, cards.get(dataset) or {}, n_boot)
@@ -223,7 +225,7 @@ def _dataset_sections(rep: Report, store: ResultStore, d: pd.DataFrame, dataset:
                       f"Per-class F1 on {dataset}")
     corrupted = sorted(set(d["corruption"]) - {CLEAN})
     if corrupted:
-        summary = curves(d, headline)
+        summary = curves(d, headline, store.predictions, n_boot)
         summary.to_csv(rep.run_dir / "tables" / f"robustness_curves_{dataset}.csv", index=False)
         rep.written["tables"].append(str(rep.run_dir / "tables" / f"robustness_curves_{dataset}.csv"))
         n_text = describe_n(summary["n_seeds"], d["n_utterances"].dropna().astype(int))
@@ -234,8 +236,8 @@ def _dataset_sections(rep: Report, store: ResultStore, d: pd.DataFrame, dataset:
         rep.figure(rsec, paths, f"Robustness curves on {dataset}",
                    f"{h.display} of each model as each corruption grows harsher. One panel per corruption; x: severity "
                    f"from 0 (clean) to the harshest run, with the corruption's physical parameter under each index; y: "
-                   f"{h.label()} on the test split. Lines are means over seeds, shaded bands 95% intervals over seeds "
-                   f"({n_text}). A flatter line is a more robust model; a hollow cross on the floor marks a "
+                   f"{h.label()} on the test split. Lines are means over seeds, shaded bands their 95% intervals over "
+                   f"training seeds and the shared test set ({n_text}). A flatter line is a more robust model; a hollow cross on the floor marks a "
                    f"point where every seed failed.")
         if ablated and full_model:
             paths = ablation_curves(summary, headline, figures / f"robustness_ablation_{dataset}", full_model, ablated,
@@ -281,8 +283,8 @@ def _dataset_sections(rep: Report, store: ResultStore, d: pd.DataFrame, dataset:
     if full_model is not None and full_model in set(ok["variant"]) and ablated:
         asec = Section(f"{dataset}: ablation")
         rep.sections.append(asec)
-        abl = ablation_rows(ok, headline, full=full_model, dataset=dataset, predictions=store.predictions,
-                            variants=ablated, corruption=_cfg_corruption(rep, d))
+        abl = ablation_rows(d, headline, full=full_model, dataset=dataset, predictions=store.predictions,
+                            variants=ablated, corruption=_cfg_corruption(rep, d), n_boot=n_boot)
         abl.to_csv(rep.run_dir / "tables" / f"ablation_{dataset}.csv", index=False)
         rep.written["tables"].append(str(rep.run_dir / "tables" / f"ablation_{dataset}.csv"))
         t = ablation_table(abl, headline, full_model, titles)
@@ -291,8 +293,18 @@ def _dataset_sections(rep: Report, store: ResultStore, d: pd.DataFrame, dataset:
         paths = ablation_figure(abl, figures / f"ablation_{dataset}", metric=headline, titles=titles)
         rep.figure(asec, paths, f"Ablation deltas on {dataset}",
                    f"Each bar is one variant's Δ {h.display}: its mean over seeds minus the full model's, clean (left) "
-                   f"and at the worst condition (right), with the 95% interval of the paired bootstrap. Blue: better "
+                   f"and at the worst condition (right), with its 95% interval (training seeds and the shared test set). Blue: better "
                    f"than the full model, orange: worse; hatched: significant after Holm's correction.")
+    if full_model is not None and full_model in set(ok["variant"]) and len(set(ok["variant"])) > 1:
+        csec = Section(f"{dataset}: comparisons")
+        rep.sections.append(csec)
+        comp = comparison_rows(d, full_model, headline, store.predictions, n_boot=n_boot)
+        comp.to_csv(rep.run_dir / "tables" / f"comparisons_{dataset}.csv", index=False)
+        rep.written["tables"].append(str(rep.run_dir / "tables" / f"comparisons_{dataset}.csv"))
+        rep.table(csec, f"comparisons_{dataset}", comparisons_table(comp, headline, dataset),
+                  f"{full_model} against every other model on {dataset}",
+                  "Clean and at each corruption's highest severity: the difference, its interval and method, n, "
+                  "and what the run could detect.")
     hist = histories(trainings, dataset) if len(trainings) else pd.DataFrame()
     if not hist.empty and f"valid_{headline}" in hist.columns:
         lsec = Section(f"{dataset}: training")

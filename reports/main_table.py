@@ -12,16 +12,26 @@ import pandas as pd
 from harness.metrics import metric
 from harness.store import CLEAN
 from reports.aggregate import model_groups
-from reports.intervals import N_BOOT, CellStats, cell_stats, describe_n, method_note, pm
+from reports.inference import Estimate
+from reports.intervals import N_BOOT, cell_stats, describe_n, method_note, pm
 from reports.latex import Table, best_mask
 
 Predictions = Callable[[str], Mapping[str, Any] | None]
 
 
-def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """Successful rows, undefended cells' ``defense`` as ``"none"``."""
+def all_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Every row, undefended cells' ``defense`` as ``"none"`` and the metrics of a failed row NaN
+    (so that a mean over seeds sees the failure)."""
     d = df.copy()
     d["defense"] = d["defense"].fillna("none")
+    metrics = [c for c in d.columns if c.startswith("metric_")]
+    d.loc[d["status"] != "ok", metrics] = np.nan
+    return d
+
+
+def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Successful rows, undefended cells' ``defense`` as ``"none"``."""
+    d = all_rows(df)
     return d[d["status"] == "ok"]
 
 
@@ -45,9 +55,10 @@ def check_metrics(df: pd.DataFrame, metrics: Sequence[str], who: str) -> None:
 
 
 def clean_stats(df: pd.DataFrame, metrics: Sequence[str], dataset: str | None = None,
-                predictions: Predictions | None = None, n_boot: int = N_BOOT) -> dict[tuple[str, str], CellStats]:
-    """``(model label, metric) -> CellStats`` of the clean, undefended test cells of one dataset."""
-    d = ok_rows(df)
+                predictions: Predictions | None = None, n_boot: int = N_BOOT) -> dict[tuple[str, str], Estimate]:
+    """``(model label, metric) -> Estimate`` of the clean, undefended test cells of one dataset; a
+    cell with a failed seed has a NaN mean (:func:`reports.intervals.cell_stats`)."""
+    d = all_rows(df)
     d = d[(d["corruption"] == CLEAN) & (d["defense"] == "none")]
     d, dataset = one_dataset(d, dataset, "clean_stats")
     out = {}
@@ -59,22 +70,22 @@ def clean_stats(df: pd.DataFrame, metrics: Sequence[str], dataset: str | None = 
     return out
 
 
-def stats_table(stats: Mapping[tuple[str, str], CellStats], metrics: Sequence[str], groups: Sequence[Sequence[str]],
+def stats_table(stats: Mapping[tuple[str, str], Estimate], metrics: Sequence[str], groups: Sequence[Sequence[str]],
                 caption: str, label: str, extra_note: str = "") -> Table:
     """Rows = models in ``groups`` (a rule between groups), columns = ``metrics``; each cell
     ``mean ± half-width``; best mean per column bold, at printed precision."""
     models = [v for g in groups for v in g]
     rows = [[v] + [pm(stats[v, m], metric(m).scale, metric(m).decimals) if (v, m) in stats else "–"
                    for m in metrics] for v in models]
-    cols = [best_mask([stats[v, m].mean * metric(m).scale if (v, m) in stats else np.nan for v in models],
+    cols = [best_mask([stats[v, m].estimate * metric(m).scale if (v, m) in stats else np.nan for v in models],
                       metric(m).higher_is_better, metric(m).decimals) for m in metrics]
     bold = [[False] + [cols[j][i] for j in range(len(metrics))] for i in range(len(models))]
     blocks = list(np.cumsum([len(g) for g in groups])[:-1] - 1)
     header = ["Model"] + [header_label(m) for m in metrics]
     cells = [stats[k] for k in stats if k[0] in models and k[1] in metrics]
-    n = describe_n([c.n_seeds for c in cells], [c.n_utterances for c in cells])
+    n = describe_n([c.n_seeds[0] for c in cells], [c.n_utterances for c in cells])
     arrows = "↑ higher is better, ↓ lower is better"
-    note = f"Mean over seeds, {n}; {method_note([c.method for c in cells])} Best mean in bold; {arrows}."
+    note = f"Mean over seeds, {n}; {method_note(cells)} Best mean in bold; {arrows}."
     return Table(header, rows, bold, blocks=[int(b) for b in blocks], caption=caption, label=label,
                  note=(note + " " + extra_note).strip())
 

@@ -7,7 +7,9 @@ metric set the tables print, the headline metric), ``metrics`` (display name, di
 scale and decimals of every metric that appears), ``cells`` (one per result row: its keys,
 status, physical parameter, provenance and every stored metric) and ``clean_summary`` (per
 dataset, model and metric of the set: the mean over seeds with its 95% interval and n, as the
-main table prints it). Missing and undefined values (NaN) are ``null``.
+main table prints it, with the interval's method, standard error, degrees of freedom and its
+training and test-set variance shares). Missing and undefined values (NaN, an infinite df) are
+``null``.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ import pandas as pd
 
 from harness.metrics import metric as metric_info
 from harness.provenance import now_utc
+from reports.inference import Estimate
 from reports.intervals import N_BOOT
 from reports.main_table import clean_stats
 
 SCHEMA_NAME = "mcer-bench/results"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: clean_summary's intervals are reports.inference's (se, df, variance shares)
 CELL_FIELDS = ("cell_key", "train_key", "dataset", "model", "variant", "train_condition", "seed", "corruption",
                "severity", "parameter", "parameter_value", "defense", "split", "status", "error", "n_utterances",
                "best_epoch", "config_hash", "code_version", "device", "node", "deterministic", "wall_time_s",
@@ -65,6 +68,13 @@ def cells(df: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
+def _summary_cell(s: Estimate) -> dict[str, Any]:
+    """A main-table cell as ``clean_summary`` stores it (docs/results.schema.json)."""
+    return {"mean": s.estimate, "ci_low": s.ci_low, "ci_high": s.ci_high, "se": s.se, "df": s.df,
+            "seed_var": s.seed_var, "test_var": s.test_var, "n_seeds": s.n_seeds[0], "n_failed": s.n_failed,
+            "n_utterances": s.n_utterances, "method": s.method, "resampled": s.resampled}
+
+
 def write_results_json(path: str | Path, df: pd.DataFrame, runs: Sequence[Mapping[str, Any]],
                        datasets: Mapping[str, Mapping[str, Any]],
                        predictions: Callable[[str], Mapping[str, Any] | None] | None = None,
@@ -82,7 +92,7 @@ def write_results_json(path: str | Path, df: pd.DataFrame, runs: Sequence[Mappin
     for dataset, info in datasets.items():
         d = df[df["dataset"] == dataset]
         for (variant, name), s in clean_stats(d, info["metrics"], dataset, predictions, n_boot).items():
-            summary.append({"dataset": dataset, "variant": variant, "metric": name, **_clean(s.to_dict())})
+            summary.append({"dataset": dataset, "variant": variant, "metric": name, **_clean(_summary_cell(s))})
     doc = {
         "schema": {"name": SCHEMA_NAME, "version": SCHEMA_VERSION},
         "generated_at": now_utc(),

@@ -16,14 +16,19 @@ Per (dataset, model, corruption) -- :func:`robustness_summary`:
   in both cases.
 * ``relative_robustness`` -- ``d * aurc`` min-max normalised across the models of one
   (dataset, corruption): 1 is the most robust; 1.0 for every model when they tie.
-* ``effective_robustness_raw`` -- ``d * sum_s [m_s - (r_s + m0 - r0)]`` with ``r`` the reference
-  model's curve (positive: more robust than a reference with the same clean score);
+* ``effective_robustness_raw`` -- ``d * sum_s [(m_s - m0) - (r_s - r0)]`` with ``r`` the reference
+  model's curve (positive: more robust than a reference with the same clean score; a flat curve
+  against a flat reference gives exactly 0);
   ``effective_robustness`` is its min-max normalisation across models.
 * ``ce`` -- ``sum_{s>=1} E_s / sum_{s>=1} E^ref_s``; ``relative_ce`` uses ``E_s - E_0`` in
   numerator and denominator (ImageNet-C sums over severities 1..5). Lower is better.
 
 Per (dataset, model) -- :func:`mce_table`: ``mce`` / ``relative_mce`` = mean of ``ce`` /
 ``relative_ce`` over corruptions.
+
+A failed point is NaN and stays NaN through every mean (:func:`strict_mean`): a curve point
+with a failed seed, a summary of a curve with a NaN point, an mCE with a NaN corruption. Scores
+that tie within :data:`TIE_TOLERANCE` get the same normalised value.
 """
 
 from __future__ import annotations
@@ -71,16 +76,32 @@ def error(values: np.ndarray, higher_is_better: bool) -> np.ndarray:
     return 1.0 - v if higher_is_better else v
 
 
+TIE_TOLERANCE = 1e-9
+"""Scores whose spread is at most this (in the metric's stored units: fractions, MAE as is) are
+a tie for :func:`minmax`. Float rounding of seed means and sums leaves differences of about
+1e-16; no real difference between models is that small."""
+
+
 def minmax(values: Sequence[float]) -> np.ndarray:
-    """Min-max normalise to [0, 1] ignoring NaN; all-equal values map to 1.0."""
+    """Min-max normalise to [0, 1] ignoring NaN (a NaN stays NaN). Values whose spread is at most
+    :data:`TIE_TOLERANCE` tie, and every one of them maps to 1.0."""
     v = np.asarray(values, dtype=float)
     ok = ~np.isnan(v)
     if not ok.any():
         return v
     lo, hi = v[ok].min(), v[ok].max()
-    if hi == lo:
+    if hi - lo <= TIE_TOLERANCE:
         return np.where(ok, 1.0, np.nan)
     return (v - lo) / (hi - lo)
+
+
+def effective_robustness_raw(values: np.ndarray, reference: np.ndarray, higher_is_better: bool) -> float:
+    """``d * sum_s [(m_s - m_0) - (r_s - r_0)]``: each curve's change from its own clean point,
+    taken before the curves are combined, so that a flat curve contributes exactly 0 (no rounding
+    residue from adding and subtracting clean scores). NaN if any point is NaN."""
+    d = 1.0 if higher_is_better else -1.0
+    m, r = np.asarray(values, dtype=float), np.asarray(reference, dtype=float)
+    return float(d * np.sum((m - m[0]) - (r - r[0])))
 
 
 def _curve_table(summary: pd.DataFrame, metric: str, defense: str) -> pd.DataFrame:
@@ -124,7 +145,7 @@ def robustness_summary(summary: pd.DataFrame, metric: str, reference: str | None
             key = (dataset, reference, corr)
             if key in wide.index:
                 r = wide.loc[key].to_numpy(dtype=float)
-                row["effective_robustness_raw"] = float(d * np.sum(vals - (r + vals[0] - r[0])))
+                row["effective_robustness_raw"] = effective_robustness_raw(vals, r, higher)
                 e, er = error(vals, higher), error(r, higher)
                 row["ce"] = float(e[1:].sum() / er[1:].sum()) if er[1:].sum() > 0 else float("nan")
                 rel_den = (er[1:] - er[0]).sum()
@@ -142,11 +163,21 @@ def robustness_summary(summary: pd.DataFrame, metric: str, reference: str | None
     return out
 
 
+def strict_mean(values: Sequence[float] | pd.Series) -> float:
+    """The mean, NaN when any member is NaN: a failed cell, seed or corruption makes the whole
+    mean undefined, so a model can never score better by failing part of it."""
+    v = np.asarray(values, dtype=float)
+    return float(v.mean()) if len(v) and not np.isnan(v).any() else float("nan")
+
+
 def mce_table(rob: pd.DataFrame) -> pd.DataFrame:
     """Per (dataset, variant): ``mce`` and ``relative_mce`` (means of ``ce``/``relative_ce``
-    over corruptions), mean ``aurc`` and the number of corruptions."""
+    over corruptions), mean ``aurc``, the number of corruptions and ``n_failed_corruptions``
+    (those whose ``ce`` is NaN). Every mean is :func:`strict_mean`: NaN when any corruption's
+    value is NaN."""
     if "ce" not in rob.columns:
         raise ValueError("mce_table: the summary has no 'ce' column; call robustness_summary with reference=...")
     g = rob.groupby(["dataset", "variant"], sort=True)
-    return g.agg(mce=("ce", "mean"), relative_mce=("relative_ce", "mean"), mean_aurc=("aurc", "mean"),
-                 n_corruptions=("corruption", "nunique")).reset_index()
+    return g.agg(mce=("ce", strict_mean), relative_mce=("relative_ce", strict_mean), mean_aurc=("aurc", strict_mean),
+                 n_corruptions=("corruption", "nunique"),
+                 n_failed_corruptions=("ce", lambda s: int(s.isna().sum()))).reset_index()

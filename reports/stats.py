@@ -1,6 +1,8 @@
-"""Statistics: across-seed summaries and paired tests between models.
+"""Paired tests between two models' predictions of one training each, and Holm's correction.
 
-* :func:`seed_summary` — mean, std and 95% percentile-bootstrap CI of one metric over seeds.
+Intervals over training seeds (what tables print) are :mod:`reports.inference`'s; the tests here
+compare two single predictions records, utterance by utterance:
+
 * :func:`paired_bootstrap` / :func:`paired_permutation` — two models scored on the *same*
   utterances (predictions aligned by uid): resample utterances (or swap the two models'
   predictions per utterance) and recompute the metric on both, giving the effect
@@ -20,20 +22,8 @@ from typing import Any
 import numpy as np
 
 from harness.metrics import METRICS, higher_is_better, score_rows
-from reports.aggregate import bootstrap_ci
 
 _CHUNK = 250  # resamples scored at once (memory: _CHUNK x M x C booleans)
-
-
-def seed_summary(values: Sequence[float], level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> dict[str, float]:
-    """Mean, sample std (ddof 1; 0 for one seed), percentile-bootstrap CI of the mean and the
-    number of seeds. NaN values (failed cells) are dropped; no value gives NaN statistics."""
-    v = np.asarray(values, dtype=float)
-    v = v[~np.isnan(v)]
-    lo, hi = bootstrap_ci(v, n_boot=n_boot, level=level, seed=seed)
-    return {"mean": float(v.mean()) if len(v) else float("nan"),
-            "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
-            "ci_low": lo, "ci_high": hi, "n": int(len(v))}
 
 
 def _row_metric(metric: str, y: np.ndarray, p: np.ndarray, n_classes: int | None) -> np.ndarray:
@@ -192,64 +182,3 @@ def holm(pvalues: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (k - rank) * p[i]))
         out[i] = running
     return out.tolist()
-
-
-def concat_records(records: Sequence[Mapping[str, Any]], prefixes: Sequence[str]) -> dict[str, Any]:
-    """Concatenate prediction records (e.g. one per seed) into one, uids prefixed by
-    ``prefixes[i] + "/"`` so that utterances of different seeds stay distinct pairs."""
-    if len(records) != len(prefixes):
-        raise ValueError(f"concat_records: {len(records)} records but {len(prefixes)} prefixes")
-    if not records:
-        raise ValueError("concat_records: no records")
-    return {"uids": [f"{p}/{u}" for r, p in zip(records, prefixes) for u in r["uids"]],
-            "targets": np.concatenate([np.asarray(r["targets"]) for r in records]),
-            "outputs": np.concatenate([np.asarray(r["outputs"]) for r in records])}
-
-
-def paired_bootstrap_seeds(pairs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], metric: str,
-                           n_boot: int = 2000, level: float = 0.95, seed: int = 0,
-                           resample_seeds: bool = True) -> dict[str, Any]:
-    """Paired bootstrap of the **difference of the seed means** ``mean_k metric(A_k) - mean_k metric(B_k)``.
-
-    ``pairs``: one ``(record A, record B)`` per training seed, both models scored on the same
-    test set (aligned by uid as in :func:`align`). Each resample draws the seeds with
-    replacement (``resample_seeds``; else every seed once), then, within each drawn seed, that
-    seed's utterances with replacement (the same draw for both models), and averages the
-    per-seed differences. Resampling the seeds puts the variation between training runs into
-    the interval, not only that between test utterances: a difference called significant is
-    then one that a rerun with other seeds, or on a machine whose arithmetic trains a little
-    differently, is expected to reproduce. ``effect`` is the observed difference of the seed
-    means, i.e. of the means a table prints. Returns ``effect``, ``ci_low``, ``ci_high``,
-    two-sided ``p`` (``2 * min(P*(d <= 0), P*(d >= 0))``, capped at 1), ``n_seeds`` and ``n``
-    (utterances summed over seeds).
-    """
-    if not pairs:
-        raise ValueError("paired_bootstrap_seeds: no (A, B) record pairs")
-    if n_boot < 1 or not 0 < level < 1:
-        raise ValueError(f"paired_bootstrap_seeds: n_boot must be >= 1 and level in (0, 1), got {n_boot}, {level}")
-    aligned = [align(a, b) for a, b in pairs]
-    for *_, nc in aligned:
-        _check_metric(metric, nc)
-    effects = [float(_row_metric(metric, y[None], pa[None], nc)[0] - _row_metric(metric, y[None], pb[None], nc)[0])
-               for y, pa, pb, nc in aligned]
-    rng = np.random.default_rng(seed)
-    k = len(aligned)
-    slots = rng.integers(0, k, size=(n_boot, k)) if resample_seeds else np.tile(np.arange(k), (n_boot, 1))
-    draws = np.zeros((n_boot, k))
-    for s, (y, pa, pb, nc) in enumerate(aligned):
-        uses = np.argwhere(slots == s)  # the (resample, slot) places that drew seed s
-        for start in range(0, len(uses), _CHUNK):
-            part = uses[start:start + _CHUNK]
-            idx = rng.integers(0, len(y), size=(len(part), len(y)))
-            draws[part[:, 0], part[:, 1]] = (_row_metric(metric, y[idx], pa[idx], nc)
-                                             - _row_metric(metric, y[idx], pb[idx], nc))
-    d = np.nanmean(draws, axis=1)
-    d = d[~np.isnan(d)]
-    if len(d) == 0:
-        lo = hi = p = float("nan")
-    else:
-        lo, hi = (float(x) for x in np.quantile(d, [(1 - level) / 2, 1 - (1 - level) / 2]))
-        p = float(min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean())))
-    return {"metric": metric, "effect": float(np.mean(effects)), "ci_low": lo, "ci_high": hi, "p": p,
-            "n_seeds": k, "n": int(sum(len(y) for y, *_ in aligned)), "n_boot": n_boot,
-            "resample_seeds": resample_seeds, "higher_is_better": higher_is_better(metric)}

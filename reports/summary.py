@@ -4,17 +4,19 @@ can check: every number a README states about the demo comes from here.
 ``python -m reports.summary RUN_DIR --out docs/demo/summary.json --model mcer`` writes, for the
 chosen metric (default: the dataset's headline) and every model:
 
-* ``cells``: per (model, condition) the mean over seeds and its 95% interval (two-level
-  bootstrap over seeds and test utterances), for the clean test set and each corruption's
-  highest severity;
-* ``comparisons``: ``--model`` against every other model in each of those conditions: the
-  difference of the seed means with the 95% interval and p of the paired bootstrap over seeds
-  and utterances, and whether the interval excludes zero (``holds``);
+* ``cells``: per (model, condition) the mean over seeds and its 95% interval
+  (:func:`reports.intervals.cell_stats`: training seeds and the shared test set), for the clean
+  test set and each corruption's highest severity;
+* ``comparisons``: ``--model`` against every other model in each of those conditions
+  (:func:`reports.comparisons.comparison_rows`): the difference of the seed means with its 95%
+  interval, p, the interval's method, n, the smallest difference the run could detect at 80%
+  power, the seeds it would take to detect the observed one, and the verdict read off the
+  interval (``holds``: the interval excludes zero);
 * the provenance (code version, config hash, seeds, test utterances) it was computed from.
 
 ``--markdown`` also prints the two tables a README quotes (:func:`markdown_tables`), in the
 format ``tests/test_readme_claims.py`` checks: cells as ``mean [low, high]`` in points, and one
-verdict per comparison read off its interval.
+verdict per comparison read off its interval, with the detectable difference.
 """
 
 from __future__ import annotations
@@ -24,33 +26,28 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import numpy as np
 
 from harness.metrics import default_metric, metric
-from harness.store import CLEAN, ResultStore
+from harness.store import ResultStore
+from reports.comparisons import comparison_rows, condition_name, conditions
 from reports.intervals import cell_stats
+from reports.main_table import all_rows
 from reports.metric_sets import task_of
-from reports.stats import paired_bootstrap_seeds
 
 
-def conditions(df: pd.DataFrame) -> list[tuple[str, int]]:
-    """``(corruption, severity)``: the clean cell, then each corruption at its highest severity."""
-    out = [(CLEAN, 0)]
-    corrupted = df[df["corruption"] != CLEAN]
-    for corr, g in corrupted.groupby("corruption", sort=True):
-        out.append((str(corr), int(g["severity"].max())))
-    return out
-
-
-def condition_name(corruption: str, severity: int) -> str:
-    return CLEAN if corruption == CLEAN else f"{corruption}@{severity}"
+def _finite(x: Any) -> Any:
+    """NaN and inf as None, so the file is strict JSON."""
+    return None if isinstance(x, float) and not np.isfinite(x) else x
 
 
 def run_summary(run_dir: str | Path, model: str, metric_name: str | None = None, n_boot: int = 2000) -> dict[str, Any]:
     """The summary of ``run_dir`` (see the module doc), comparing ``model`` with every other model."""
     store = ResultStore(Path(run_dir) / "results.sqlite", read_only=True)
     df = store.dataframe()
-    ok = df[(df["status"] == "ok") & (df["defense"].fillna("none") == "none")]
+    rows = all_rows(df)
+    rows = rows[rows["defense"] == "none"]
+    ok = rows[rows["status"] == "ok"]
     if model not in set(ok["variant"]):
         raise ValueError(f"summary: model {model!r} has no successful rows; models: {sorted(set(ok['variant']))}")
     datasets = sorted(ok["dataset"].unique())
@@ -59,46 +56,30 @@ def run_summary(run_dir: str | Path, model: str, metric_name: str | None = None,
     name = metric_name or default_metric(task_of(ok))
     col = f"metric_{name}"
     cells: dict[str, dict[str, Any]] = {}
-    comparisons: list[dict[str, Any]] = []
     for corr, sev in conditions(ok):
-        sel = ok[(ok["corruption"] == corr) & (ok["severity"] == sev)]
+        sel = rows[(rows["corruption"] == corr) & (rows["severity"] == sev)]
         cond = condition_name(corr, sev)
         for variant, g in sel.groupby("variant", sort=True):
             g = g.sort_values("seed")
             s = cell_stats(g[col].to_numpy(float), name, list(g["cell_key"]), store.predictions, n_boot=n_boot)
-            cells[f"{variant}|{cond}"] = {"variant": variant, "condition": cond, "mean": s.mean, "ci_low": s.ci_low,
-                                          "ci_high": s.ci_high, "n_seeds": s.n_seeds, "n_utterances": s.n_utterances}
-        base = sel[sel["variant"] == model].set_index("seed")
-        for other, g in sel[sel["variant"] != model].groupby("variant", sort=True):
-            seeds = sorted(set(g["seed"]) & set(base.index))
-            if not seeds:
-                continue
-            g = g.set_index("seed")
-            pairs = [(store.predictions(base.loc[s, "cell_key"]), store.predictions(g.loc[s, "cell_key"]))
-                     for s in seeds]
-            res = paired_bootstrap_seeds(pairs, name, n_boot=n_boot)
-            comparisons.append({"model": model, "other": other, "condition": cond, "delta": res["effect"],
-                                "ci_low": res["ci_low"], "ci_high": res["ci_high"], "p": res["p"],
-                                "n_seeds": len(seeds), "n_utterances": int(len(pairs[0][0]["uids"])),
-                                "holds": bool(res["ci_low"] > 0 or res["ci_high"] < 0)})
+            cells[f"{variant}|{cond}"] = {"variant": variant, "condition": cond, "mean": _finite(s.estimate),
+                                          "ci_low": _finite(s.ci_low), "ci_high": _finite(s.ci_high),
+                                          "n_seeds": s.n_seeds[0], "n_failed": s.n_failed,
+                                          "n_utterances": s.n_utterances, "method": s.method}
+    comparisons = []
+    for r in comparison_rows(rows, model, name, store.predictions, n_boot=n_boot).to_dict("records"):
+        r = {k: _finite(v.item() if hasattr(v, "item") else v) for k, v in r.items()}
+        r["holds"] = r["verdict"] not in ("no difference shown", "not estimated")
+        comparisons.append(r)
     runs = store.runs()
     last = runs[-1] if runs else {"config_hash": None, "provenance": {}}
     return {"metric": name, "display": metric(name).label(), "dataset": datasets[0], "model": model,
-            "seeds": sorted(int(s) for s in ok["seed"].unique()),
+            "seeds": sorted(int(x) for x in ok["seed"].unique()),
+            "seeds_by_model": {v: sorted(int(x) for x in g["seed"].unique()) for v, g in ok.groupby("variant", sort=True)},
             "provenance": {"config_hash": last["config_hash"],
                            "code_versions": sorted(set(df["code_version"])),
                            "devices": sorted(set(df["device"]))},
             "cells": cells, "comparisons": comparisons}
-
-
-def verdict(comparison: dict[str, Any], higher_is_better: bool = True) -> str:
-    """What a comparison's interval supports: "<model> better", "<model> worse" or "no
-    difference shown" (the interval of ``model - other`` contains zero)."""
-    model = comparison["model"]
-    above, below = comparison["ci_low"] > 0, comparison["ci_high"] < 0
-    if above or below:
-        return f"{model} better" if above == higher_is_better else f"{model} worse"
-    return "no difference shown"
 
 
 def _points(x: float) -> str:
@@ -113,13 +94,23 @@ def _delta(c: dict[str, Any]) -> str:
     return f"{c['delta'] * 100:+.1f} [{c['ci_low'] * 100:+.1f}, {c['ci_high'] * 100:+.1f}]"
 
 
+def _detectable(c: dict[str, Any]) -> str:
+    """The smallest difference detected with 80% power, and (for "no difference shown") the
+    seeds per model that would detect the observed one, or that the test set rules it out."""
+    text = _points(c["detectable"]) if c.get("detectable") is not None else "–"
+    if c["verdict"] == "no difference shown":
+        n = c.get("seeds_to_detect")
+        text += f" (Δ needs {int(n)} seeds)" if n is not None else " (Δ needs a larger test set)"
+    return text
+
+
 def markdown_tables(summary: dict[str, Any], models: list[str] | None = None,
                     conditions_shown: list[str] | None = None) -> str:
     """The README's two tables: per model the mean and 95% interval of the summary's metric in
     each condition (points; the text around the table names the metric),
-    and the summary's model against each other model with the delta, its interval and
-    :func:`verdict`. ``models`` / ``conditions_shown`` choose and order rows and columns
-    (default: all, clean first)."""
+    and the summary's model against each other model with the delta, its interval, the verdict
+    and the smallest difference the run detects with 80% power. ``models`` /
+    ``conditions_shown`` choose and order rows and columns (default: all, clean first)."""
     cells = summary["cells"]
     all_models = sorted({c["variant"] for c in cells.values()})
     models = models or [summary["model"]] + [m for m in all_models if m != summary["model"]]
@@ -128,11 +119,11 @@ def markdown_tables(summary: dict[str, Any], models: list[str] | None = None,
              "|---|" + "---:|" * len(conds)]
     for m in models:
         lines.append(f"| `{m}` | " + " | ".join(_cell(cells[f"{m}|{c}"]) for c in conds) + " |")
-    lines += ["", "| comparison | condition | Δ | verdict |", "|---|---|---:|---|"]
+    lines += ["", "| comparison | condition | Δ | verdict | detectable Δ (80% power) |", "|---|---|---:|---|---:|"]
     for c in summary["comparisons"]:
         if c["other"] in models and c["condition"] in conds:
-            better = metric(summary["metric"]).higher_is_better
-            lines.append(f"| `{c['model']}` vs `{c['other']}` | {c['condition']} | {_delta(c)} | {verdict(c, better)} |")
+            lines.append(f"| `{c['model']}` vs `{c['other']}` | {c['condition']} | {_delta(c)} | {c['verdict']} | "
+                         f"{_detectable(c)} |")
     return "\n".join(lines)
 
 

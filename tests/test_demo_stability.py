@@ -74,7 +74,7 @@ def _run(out, threads: int, kernels: str | None) -> tuple[pd.DataFrame, pd.DataF
     ablation = ablation_rows(ok, "wf1", full="mcer", variants=variants, predictions=store.predictions,
                              corruption="missing audio")
     stats = clean_stats(ok, ["wf1"], predictions=store.predictions)
-    clean = pd.DataFrame([{"variant": v, "mean": s.mean, "low": s.ci_low, "high": s.ci_high}
+    clean = pd.DataFrame([{"variant": v, "mean": s.estimate, "low": s.ci_low, "high": s.ci_high}
                           for (v, _), s in stats.items()]).set_index("variant")
     trainings = store.dataframe("trainings")
     losses = {(r.variant, r.seed): [h["train_loss"] for h in json.loads(r.fit)["history"]]

@@ -75,7 +75,7 @@ def test_main_results_table_bold_best_and_rows():
     rows = _md_rows(md)
     assert [r[0] for r in rows] == ["full", "no-audio", "no-video"]
     assert rows[0][1].startswith("**") and not rows[1][1].startswith("**")
-    assert "n = 3 seeds × 120 test utterances" in md and "two-level bootstrap" in md
+    assert "n = 3 seeds × 120 test utterances" in md and "over training seeds and the shared test set" in md
     with pytest.raises(ValueError, match="metric 'f9'"):
         main_results_table(df, ["f9"])
 
@@ -95,9 +95,10 @@ def test_ablation_paired_significance_marker():
     md_rows = _md_rows(md)
     assert [r[0] for r in md_rows] == ["full", "no-audio", "no-video"]
     assert "†" in md_rows[1][2]
-    # without predictions: seed-level CI, no p-values
+    # without predictions: the t interval over seeds alone, and its p-values, named as such
     rows2 = ablation_rows(df, "wf1", full="full", n_boot=100)
-    assert rows2["p"].isna().all() and (rows2["ci_low"] <= rows2["ci_high"]).all()
+    assert rows2["test"].str.startswith("t over seeds").all() and (rows2["ci_low"] <= rows2["ci_high"]).all()
+    assert rows2["p"].between(0, 1).all()
     with pytest.raises(ValueError, match="full model 'nope'"):
         ablation_rows(df, "wf1", full="nope")
 
@@ -123,7 +124,7 @@ def test_ablation_delta_is_the_difference_of_the_printed_means():
         assert r.ci_low <= r.delta <= r.ci_high
         assert printed_delta(r.mean, r.full_mean, "wf1") == pytest.approx(
             round(round(r.mean * 100, 1) - round(r.full_mean * 100, 1), 1))
-    assert "difference of the two printed means" in md and "paired bootstrap of that difference" in md
+    assert "difference of the two printed means" in md and "t test of that difference" in md
 
 
 def test_severity_and_dataset_cards():

@@ -104,3 +104,58 @@ def test_bad_inputs_raise():
         robustness_summary(df, "wf1", defense="x")
     with pytest.raises(ValueError, match="reference"):
         mce_table(robustness_summary(df, "wf1"))
+
+
+# ------------------------------------------------------------------ failures never help a model
+def test_a_failed_point_makes_mce_and_the_mean_aurc_nan():
+    curves = {("a", "noise"): LINEAR, ("a", "blur"): [0.8, 0.75, 0.7, 0.65, 0.6, float("nan")],
+              ("ref", "noise"): REF, ("ref", "blur"): REF}
+    mce = mce_table(robustness_summary(_summary(curves), "wf1", reference="ref")).set_index("variant")
+    assert np.isnan(mce.loc["a", "mce"]) and np.isnan(mce.loc["a", "relative_mce"]) and np.isnan(mce.loc["a", "mean_aurc"])
+    assert mce.loc["a", "n_corruptions"] == 2 and mce.loc["a", "n_failed_corruptions"] == 1
+    assert mce.loc["ref", "mce"] == pytest.approx(1.0) and mce.loc["ref", "n_failed_corruptions"] == 0
+
+
+def _rows(scores: dict[tuple[str, int], list[float]], failed: set[tuple[str, int, int]] = frozenset()) -> pd.DataFrame:
+    """Stored-result-like rows: per (model, severity) one wF1 per seed; ``failed`` (model, severity, seed)."""
+    rows = []
+    for (model, sev), values in scores.items():
+        for seed, v in enumerate(values):
+            bad = (model, sev, seed) in failed
+            rows.append({"dataset": "synthetic", "variant": model, "model": model, "seed": seed, "defense": None,
+                         "corruption": "clean" if sev == 0 else "noise", "severity": sev, "split": "test",
+                         "cell_key": f"{model}-{sev}-{seed}", "status": "failed" if bad else "ok",
+                         "metric_wf1": np.nan if bad else v, "parameter": "", "parameter_value": "",
+                         "n_utterances": 100})
+    return pd.DataFrame(rows)
+
+
+def test_a_failed_seed_makes_its_curve_point_and_table_cell_nan():
+    from reports.aggregate import curves
+    from reports.main_table import clean_stats
+
+    scores = {("a", 0): [0.80, 0.82, 0.81], ("a", 5): [0.50, 0.20, 0.55], ("b", 0): [0.70, 0.71, 0.72],
+              ("b", 5): [0.60, 0.61, 0.62]}
+    df = _rows(scores, failed={("a", 5, 1), ("b", 0, 2)})  # a's worst seed at severity 5 failed
+    points = curves(df, "wf1").set_index(["variant", "corruption", "severity"])
+    assert np.isnan(points.loc[("a", "noise", 5), "mean"]) and points.loc[("a", "noise", 5), "failed"] == 1
+    assert points.loc[("a", "noise", 0), "mean"] == pytest.approx(0.81)
+    cells = clean_stats(df, ["wf1"])
+    assert np.isnan(cells["b", "wf1"].estimate) and cells["b", "wf1"].n_failed == 1
+    assert cells["a", "wf1"].estimate == pytest.approx(0.81)
+    rob = robustness_summary(curves(df, "wf1"), "wf1").set_index("variant")
+    assert np.isnan(rob.loc["a", "aurc"])  # not the mean of the two seeds that survived
+
+
+def test_flat_curves_tie_every_model_on_effective_robustness():
+    """Flat curves at levels whose float sums leave rounding residues (0.1, 1/3, 0.7 ...)."""
+    levels = [0.1, 1 / 3, 0.7, 0.62, 0.29, 0.8]
+    curves = {(f"m{i}", "noise"): [v] * 6 for i, v in enumerate(levels)}
+    rob = robustness_summary(_summary(curves), "wf1", reference="m0").set_index("variant")
+    assert (rob["effective_robustness_raw"] == 0.0).all()
+    assert (rob["effective_robustness"] == 1.0).all() and (rob["relative_robustness"] <= 1.0).all()
+    # a tie within the stated tolerance is a tie; a real difference is not
+    from reports.robustness import TIE_TOLERANCE
+
+    assert minmax([0.5, 0.5 + TIE_TOLERANCE / 2]).tolist() == [1.0, 1.0]
+    assert minmax([0.5, 0.5 + 1e-6]).tolist() == [0.0, 1.0]

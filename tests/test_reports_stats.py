@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reports.stats import align, concat_records, holm, paired_bootstrap, paired_permutation, seed_summary
+from reports.stats import align, holm, paired_bootstrap, paired_permutation
 
 
 def _logits(pred: np.ndarray, n_classes: int = 4) -> np.ndarray:
@@ -104,14 +104,3 @@ def test_holm_matches_hand_computed_values():
     assert out[0] == pytest.approx(1.0) and np.isnan(out[1]) and out[2] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="p-values must lie"):
         holm([0.1, 1.5])
-
-
-def test_seed_summary_and_concat():
-    s = seed_summary([0.5, 0.6, 0.7, float("nan")])
-    assert s["n"] == 3 and s["mean"] == pytest.approx(0.6) and s["std"] == pytest.approx(0.1)
-    assert 0.5 <= s["ci_low"] <= 0.6 <= s["ci_high"] <= 0.7
-    one = seed_summary([0.4])
-    assert one["ci_low"] == one["ci_high"] == 0.4 and one["std"] == 0.0
-    r = {"uids": ["a", "b"], "targets": np.array([0, 1]), "outputs": _logits(np.array([0, 1]))}
-    cat = concat_records([r, r], ["1111", "1112"])
-    assert cat["uids"] == ["1111/a", "1111/b", "1112/a", "1112/b"] and cat["outputs"].shape == (4, 4)

@@ -7,7 +7,7 @@ import json
 import pytest
 from report_fixtures import make_run
 
-from reports.summary import main, markdown_tables, run_summary, verdict
+from reports.summary import main, markdown_tables, run_summary
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +30,8 @@ def test_comparisons_carry_intervals_and_the_verdict_follows_them(summary):
     # the fixture makes mcer clearly the best model on the clean test set
     clean = by[("late-fusion", "clean")]
     assert clean["delta"] > 0 and clean["ci_low"] > 0 and clean["holds"] and clean["n_utterances"] == 160
-    assert verdict(clean) == "mcer better" and verdict(clean, higher_is_better=False) == "mcer worse"
-    assert verdict({**clean, "ci_low": -0.01}) == "no difference shown"
+    assert clean["verdict"] == "mcer better"  # the verdict logic itself: tests/test_reports_inference.py
+    assert clean["method"].startswith("seeds + shared test set") and clean["detectable"] > 0
 
 
 def test_markdown_tables_quote_the_summary_in_points(summary):

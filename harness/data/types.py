@@ -15,6 +15,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from harness.metrics import METRIC_SETS
+
 Task = Literal["classification", "regression"]
 SPLITS = ("train", "valid", "test")
 MODALITIES = ("text", "audio", "video")
@@ -34,6 +36,9 @@ class DataSpec:
     num_speakers: int = 1
     class_names: tuple[str, ...] | None = None
     score_range: tuple[float, float] | None = None
+    metric_set: str = "default"
+    """How the test split is scored: ``default`` (the task's metrics; MOSI/MOSEI conventions for
+    regression) or ``sims`` (MMSA's CH-SIMS evaluation; regression only)."""
 
     def __post_init__(self) -> None:
         if not self.dims:
@@ -53,6 +58,10 @@ class DataSpec:
                 )
         if self.num_speakers < 1:
             raise ValueError(f"DataSpec.num_speakers must be >= 1, got {self.num_speakers!r}")
+        if self.metric_set not in METRIC_SETS:
+            raise ValueError(f"DataSpec.metric_set must be one of {', '.join(METRIC_SETS)}, got {self.metric_set!r}")
+        if self.metric_set == "sims" and self.task != "regression":
+            raise ValueError(f"DataSpec.metric_set 'sims' scores sentiment scores; the task is {self.task!r}")
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -77,6 +86,7 @@ class DataSpec:
             "num_speakers": self.num_speakers,
             "class_names": list(self.class_names) if self.class_names else None,
             "score_range": list(self.score_range) if self.score_range else None,
+            "metric_set": self.metric_set,
         }
 
 

@@ -204,5 +204,6 @@ def mmsa_from_object(obj: Any, source: str, task: str = "regression", label: str
             "lengths": "from audio_lengths/vision_lengths" if not aligned else "trailing zero rows trimmed"}
     spec = DataSpec(dims=dims, task=task, num_classes=3 if task == "classification" else None,  # type: ignore[arg-type]
                     class_names=MMSA_CLASSES if task == "classification" else None,
-                    score_range=(lo, hi) if task == "regression" else None)
+                    score_range=(lo, hi) if task == "regression" else None,
+                    metric_set="sims" if sims and task == "regression" else "default")
     return BenchDataset(name=name or f"mmsa-{kind}", spec=spec, splits=splits, card=card)

@@ -77,7 +77,8 @@ def raw_mmsa(path: str, task: str = "regression", label: str = "M", text: str | 
                             "dialogues": "an utterance's dialogue is its source video"}
     spec_kwargs = {"task": task, "num_classes": 3 if task == "classification" else None,
                    "class_names": ("negative", "neutral", "positive") if task == "classification" else None,
-                   "score_range": (lo, hi) if task == "regression" else None}
+                   "score_range": (lo, hi) if task == "regression" else None,
+                   "metric_set": "sims" if sims and task == "regression" else "default"}
     return build_raw_dataset(records, name=name or f"raw-mmsa-{root.name}", source=str(root), spec_kwargs=spec_kwargs,
                              card=card, extractors=extractors, cache_dir=cache_dir, keep_raw=keep_raw, fps=fps,
                              frame_size=frame_size, max_frames=max_frames, missing=missing, repairs=repairs)

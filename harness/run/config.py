@@ -59,6 +59,16 @@ class ConfigError(ValueError):
 EXECUTORS = ("local", "processes", "ray")
 
 
+def check_seeds(v: list[int]) -> list[int]:
+    """Training seeds: distinct non-negative integers."""
+    bad = [s for s in v if s < 0]
+    if bad:
+        raise ValueError(f"seeds must be non-negative integers, got {bad}")
+    if len(set(v)) != len(v):
+        raise ValueError(f"seeds must be distinct, got {v}")
+    return v
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)  # "3" is not a severity, 1 is not true
 
@@ -85,12 +95,7 @@ class RunSection(_Strict):
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, v: list[int]) -> list[int]:
-        bad = [s for s in v if s < 0]
-        if bad:
-            raise ValueError(f"seeds must be non-negative integers, got {bad}")
-        if len(set(v)) != len(v):
-            raise ValueError(f"seeds must be distinct, got {v}")
-        return v
+        return check_seeds(v)
 
     @field_validator("executor")
     @classmethod
@@ -116,6 +121,7 @@ class TrainSection(_Strict):
     class_weights: str | list[float] | None = None
     selection_metric: str | None = None
     amp: bool | None = None
+    selection: str | None = None  # "best" (early stopping on validation) or "last" (a fixed epoch budget)
 
     def train_config(self, override: TrainSection | None = None, recipe: dict[str, Any] | None = None) -> TrainConfig:
         """TrainConfig defaults < a preset's ``recipe`` < this section < the model entry's ``override``."""
@@ -132,8 +138,14 @@ class ModelEntry(_Strict):
     label: str | None = None
     preset: str | None = None  # the model's reference configuration: its options and training recipe
     datasets: list[str] | None = Field(default=None, min_length=1)  # dataset labels it runs on (default: all)
+    seeds: list[int] | None = Field(default=None, min_length=1)  # this entry's training seeds (default: [run] seeds)
     options: dict[str, Any] = Field(default_factory=dict)
     train: TrainSection | None = None
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int] | None) -> list[int] | None:
+        return None if v is None else check_seeds(v)
 
     def model_options(self) -> dict[str, Any]:
         """The options passed to ``MODELS.create`` (the preset, if any, included)."""

@@ -130,19 +130,30 @@ def expand_models(cfg: SweepConfig) -> list[tuple[str, str, dict[str, Any], Trai
 
 def model_rows(cfg: SweepConfig) -> list[tuple[str, str, dict[str, Any], TrainConfig, list[str] | None]]:
     """:func:`expand_models` plus each model's dataset labels (``None``: every dataset)."""
+    return [row for row, _ in _model_rows_and_seeds(cfg)]
+
+
+def model_seeds(cfg: SweepConfig) -> dict[str, list[int]]:
+    """Each model label's training seeds: its entry's ``seeds``, else ``[run] seeds``."""
+    return {row[0]: seeds for row, seeds in _model_rows_and_seeds(cfg)}
+
+
+def _model_rows_and_seeds(cfg: SweepConfig) -> list[tuple[tuple[str, str, dict[str, Any], TrainConfig, list[str] | None],
+                                                          list[int]]]:
     out = []
     sets = None
     for entry in cfg.models:
         train = cfg.train.train_config(entry.train, entry.recipe())
+        seeds = list(entry.seeds or cfg.run.seeds)
         if entry.set is not None:
             sets = sets or model_sets()
             for label, name, options in sets[entry.set]:
-                out.append((label, name, {**options, **entry.options}, train, entry.datasets))
+                out.append(((label, name, {**options, **entry.options}, train, entry.datasets), seeds))
         else:
             assert entry.name is not None
             default_label = f"{entry.name}[{entry.preset}]" if entry.preset else entry.name
-            out.append((entry.label or default_label, entry.name, entry.model_options(), train, entry.datasets))
-    labels = [o[0] for o in out]
+            out.append(((entry.label or default_label, entry.name, entry.model_options(), train, entry.datasets), seeds))
+    labels = [row[0] for row, _ in out]
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:
         raise SweepError(f"model labels must be unique within a sweep; repeated: {dupes} (set 'label' on the entries)")
@@ -159,9 +170,9 @@ def make_plan(cfg: SweepConfig, tuned: dict[tuple[str, str], dict[str, Any]] | N
     defenses = [("none", {})] + [(d.name, dict(d.options)) for d in cfg.defenses]
     conditions = [(CLEAN, {})] if cfg.include_clean_training else []
     conditions += [(tc.name, tc.model_dump()) for tc in cfg.train_conditions]
+    rows = _model_rows_and_seeds(cfg)
     for ds in cfg.datasets:
-        for (label, name, options, train, only), (cond, cond_spec), seed in product(model_rows(cfg), conditions,
-                                                                                     cfg.run.seeds):
+        for ((label, name, options, train, only), seeds), (cond, cond_spec) in product(rows, conditions):
             if only is not None and ds.shown not in only:
                 continue
             choice = tuned.get((label, ds.shown))
@@ -169,20 +180,25 @@ def make_plan(cfg: SweepConfig, tuned: dict[tuple[str, str], dict[str, Any]] | N
                 options = {**options, **choice["options"]}
                 train = replace(train, **choice["train"])
             shown = label if cond == CLEAN else f"{label}+{cond}"
-            t = TrainingCell(shown, name, options, ds.name, dict(ds.options), cond, seed, train, cond_spec,
-                             cfg.run.limit, dataset_label=ds.label or "")
-            cells = [EvalCell(t, CLEAN, {}, CLEAN, 0, cfg.run.corruption_seed)]
-            for c in cfg.corruptions:
-                clabel = c.label or corruption_label(c.name, c.options)
-                for sev in c.severities:
-                    if sev == 0:
-                        continue  # severity 0 is the clean cell, stored once
-                    for dname, dopts in defenses:
-                        cells.append(EvalCell(t, c.name, dict(c.options), clabel, sev, cfg.run.corruption_seed,
-                                              dname, dopts))
-            trainings.append(t)
-            evaluations[t.key] = cells
+            for seed in seeds:
+                t = TrainingCell(shown, name, options, ds.name, dict(ds.options), cond, seed, train, cond_spec,
+                                 cfg.run.limit, dataset_label=ds.label or "")
+                trainings.append(t)
+                evaluations[t.key] = _evaluation_cells(cfg, t, defenses)
     return Plan(trainings, evaluations)
+
+
+def _evaluation_cells(cfg: SweepConfig, t: TrainingCell, defenses: list[tuple[str, dict[str, Any]]]) -> list[EvalCell]:
+    """The clean cell of training ``t``, then every (corruption, severity >= 1, defence) cell."""
+    cells = [EvalCell(t, CLEAN, {}, CLEAN, 0, cfg.run.corruption_seed)]
+    for c in cfg.corruptions:
+        clabel = c.label or corruption_label(c.name, c.options)
+        for sev in c.severities:
+            if sev == 0:
+                continue  # severity 0 is the clean cell, stored once
+            for dname, dopts in defenses:
+                cells.append(EvalCell(t, c.name, dict(c.options), clabel, sev, cfg.run.corruption_seed, dname, dopts))
+    return cells
 
 
 def corruption_label(name: str, options: dict[str, Any]) -> str:

@@ -193,7 +193,8 @@ def run_training_cell(t: TrainingCell, cells: list[EvalCell], cache: DatasetCach
         else:
             row = _row(_with_determinism(common, device), cell, "ok", None, metrics, len(preds.uids), best_epoch,
                        time.perf_counter() - t0)
-            emit_result(cell, row, {"uids": preds.uids, "targets": preds.targets, "outputs": preds.outputs})
+            emit_result(cell, row, {"uids": preds.uids, "targets": preds.targets, "outputs": preds.outputs,
+                                    "groups": preds.groups})
         faults.hit("eval-cell")
 
 
