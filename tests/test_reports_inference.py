@@ -9,8 +9,18 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from reports.inference import (CROSSED, NO_INTERVAL, SEEDS_ONLY, TEST_ONLY, cell_estimate, detectable_effect,
-                               difference_estimate, resample_indices, verdict, welch_df)
+from reports.inference import (
+    CROSSED,
+    NO_INTERVAL,
+    SEEDS_ONLY,
+    TEST_ONLY,
+    cell_estimate,
+    detectable_effect,
+    difference_estimate,
+    resample_indices,
+    verdict,
+    welch_df,
+)
 
 
 def _record(targets, predicted, n_classes=3, groups=None):
