@@ -256,7 +256,15 @@ def describe_node() -> str:
     return host
 
 
+def portable_arithmetic() -> bool:
+    """Whether this process runs in the portable arithmetic mode (:data:`PORTABLE_ENVIRONMENT`
+    was in its environment when it started, and it runs one torch thread)."""
+    return (all(os.environ.get(k) == v for k, v in PORTABLE_ENVIRONMENT.items())
+            and torch.backends.cpu.get_cpu_capability() == "DEFAULT" and torch.get_num_threads() == 1)
+
+
 def describe_device(device: torch.device) -> str:
+    """``cuda:<name>``, or ``cpu:<n>threads`` (``cpu:1threads:portable`` in the portable mode)."""
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
-    return f"cpu:{torch.get_num_threads()}threads"
+    return f"cpu:{torch.get_num_threads()}threads" + (":portable" if portable_arithmetic() else "")

@@ -59,6 +59,9 @@ class ConfigError(ValueError):
 EXECUTORS = ("local", "processes", "ray")
 
 
+ARITHMETIC = ("native", "portable")
+
+
 def check_seeds(v: list[int]) -> list[int]:
     """Training seeds: distinct non-negative integers."""
     bad = [s for s in v if s < 0]
@@ -82,6 +85,9 @@ class RunSection(_Strict):
     executor: str = "local"
     workers: int | None = Field(default=None, ge=1)  # executor "processes": pool size (default: the CPU cores)
     limit: int | None = Field(default=None, ge=1)  # smoke run: the first `limit` dialogues of each split (--limit)
+    # "portable": CPU workers run PyTorch's portable kernels, MKL's reproducible path, oneDNN capped at
+    # SSE4.1 and one thread, so training is bit-identical on any x86-64 CPU (docs/PERFORMANCE.md)
+    arithmetic: str = "native"
 
     @field_validator("name")
     @classmethod
@@ -96,6 +102,13 @@ class RunSection(_Strict):
     @classmethod
     def _seeds(cls, v: list[int]) -> list[int]:
         return check_seeds(v)
+
+    @field_validator("arithmetic")
+    @classmethod
+    def _arithmetic(cls, v: str) -> str:
+        if v not in ARITHMETIC:
+            raise ValueError(f"arithmetic must be one of {ARITHMETIC}, got {v!r}")
+        return v
 
     @field_validator("executor")
     @classmethod

@@ -27,7 +27,7 @@ from harness.run.cluster import RaySession, check_shared_storage, open_ray, ray_
 from harness.run.config import SweepConfig
 from harness.run.plan import EvalCell, SweepError, make_plan
 from harness.run.worker import DatasetCache, run_training_cell
-from harness.runtime import describe_device, plan_workers, select_device
+from harness.runtime import PORTABLE_ENVIRONMENT, describe_device, plan_workers, select_device
 from harness.store import ResultStore, check_store
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ def _run_locked(cfg: SweepConfig, out: Path, raw_config: dict[str, Any] | None, 
         log(plan.describe(stored))
         store.add_run(config_hash({"config": cfg_hash, "at": now_utc()}), raw, cfg_hash,
                       {"code_version": code_version(), "packages": package_versions(),
-                       "device": describe_device(device)}, now_utc())
+                       "device": describe_device(device), "arithmetic": cfg.run.arithmetic}, now_utc())
         todo = [(t, [c for c in plan.evaluations[t.key] if c.key not in stored]) for t in plan.trainings]
         todo = [(t, cells) for t, cells in todo if cells]
         n_cells = sum(len(c) for _, c in todo)
@@ -215,19 +215,25 @@ def run_cells(cfg: SweepConfig, todo: list[tuple[Any, list[EvalCell]]], out: Pat
     ``session``: the Ray driver :func:`open_ray` opened (executor ``"ray"`` only)."""
     if not todo:
         return
+    portable = cfg.run.arithmetic == "portable"
+    env = dict(PORTABLE_ENVIRONMENT) if portable else None
     if cfg.run.executor == "ray":
         from harness.run.executors import run_on_ray
 
         if session is None:
             raise SweepError("executor 'ray' needs a Ray session: run_sweep opens one with open_ray()")
-        run_on_ray(todo, out, cfg.run.device, cfg_hash, on_training, on_result, session)
-    elif cfg.run.executor == "processes":
+        run_on_ray(todo, out, cfg.run.device, cfg_hash, on_training, on_result, session, env=env)
+    elif cfg.run.executor == "processes" or portable:
         from harness.run.executors import default_workers, run_on_processes
 
-        # CPU: one worker per core; one GPU: a few workers share it (see plan_workers)
+        # CPU: one worker per core; one GPU: a few workers share it (see plan_workers). The
+        # portable mode needs processes started with its environment (the local executor gets
+        # one such process) and one thread each.
         gpus = max(torch.cuda.device_count(), 1) if device.type == "cuda" else 1
-        plan = plan_workers(device, default_workers(), len(todo), cfg.run.workers, gpus=gpus)
-        run_on_processes(todo, out, cfg.run.device, cfg_hash, on_training, on_result, plan.workers, plan.threads)
+        requested = 1 if cfg.run.executor == "local" else cfg.run.workers
+        plan = plan_workers(device, default_workers(), len(todo), requested, gpus=gpus)
+        run_on_processes(todo, out, cfg.run.device, cfg_hash, on_training, on_result, plan.workers,
+                         1 if portable else plan.threads, env=env)
     else:
         for t, cells in todo:
             run_training_cell(t, cells, cache, out, device, cfg_hash, on_training, on_result)

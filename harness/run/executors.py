@@ -13,9 +13,10 @@ workers under the run directory, which must therefore be on storage the workers 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,11 @@ that an autoscaler may replace) before the sweep stops instead of waiting foreve
 
 def run_on_ray(todo: list[tuple[TrainingCell, list[EvalCell]]], out: Path, device_name: str, cfg_hash: str,
                emit_training: Callable[[dict[str, Any]], None],
-               emit_result: Callable[[EvalCell, dict[str, Any], Any], None], session: RaySession) -> None:
-    """Run every training cell of ``todo`` as a Ray task of ``session``; emit results as tasks finish.
+               emit_result: Callable[[EvalCell, dict[str, Any], Any], None], session: RaySession,
+               env: dict[str, str] | None = None) -> None:
+    """Run every training cell of ``todo`` as a Ray task of ``session`` (its worker processes
+    started with ``env`` added to their environment, through Ray's runtime environment); emit
+    results as tasks finish.
 
     A node lost mid-cell costs that cell a retry, on another node (:data:`TASK_RETRIES`).
     When a cell runs out of retries, or the cluster no longer has a node with the resources
@@ -67,7 +71,8 @@ def run_on_ray(todo: list[tuple[TrainingCell, list[EvalCell]]], out: Path, devic
     import ray
 
     task = ray.remote(num_cpus=session.num_cpus, num_gpus=session.num_gpus, max_retries=TASK_RETRIES,
-                      retry_exceptions=False)(_train_and_evaluate)
+                      retry_exceptions=False, **({"runtime_env": {"env_vars": dict(env)}} if env else {})
+                      )(_train_and_evaluate)
     pending = {task.remote(t, cells, str(out.resolve()), device_name, cfg_hash): t for t, cells in todo}
     lacking_since: float | None = None
     try:
@@ -120,13 +125,30 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+@contextlib.contextmanager
+def worker_env(extra: dict[str, str] | None) -> Iterator[None]:
+    """Set ``extra`` in this process's environment while workers are started (they inherit it),
+    and restore the environment afterwards."""
+    before = {k: os.environ.get(k) for k in extra or {}}
+    os.environ.update(extra or {})
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def run_on_processes(todo: list[tuple[TrainingCell, list[EvalCell]]], out: Path, device_name: str, cfg_hash: str,
                      emit_training: Callable[[dict[str, Any]], None],
                      emit_result: Callable[[EvalCell, dict[str, Any], Any], None], workers: int,
-                     threads: int | None = None) -> None:
+                     threads: int | None = None, env: dict[str, str] | None = None) -> None:
     """Run the training cells of ``todo`` on ``workers`` local processes (spawned, each with
     ``threads`` torch threads, default ``cores // workers``: :func:`harness.runtime.plan_workers`
-    gives both); the driver writes results as each cell finishes.
+    gives both, and with ``env`` added to their environment, e.g. the portable arithmetic
+    mode's); the driver writes results as each cell finishes.
 
     A worker that dies (e.g. killed by the kernel for memory) aborts the sweep with the
     training cell named; what was stored stays, and ``--resume`` goes on from there.
@@ -139,8 +161,9 @@ def run_on_processes(todo: list[tuple[TrainingCell, list[EvalCell]]], out: Path,
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     threads = threads or max(1, default_workers() // workers)
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                initializer=_init_process_worker, initargs=(threads, os.getpid())) as pool:
+    with worker_env(env), cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                                 initializer=_init_process_worker,
+                                                 initargs=(threads, os.getpid())) as pool:
         futures = {pool.submit(_train_and_evaluate, t, cells, str(out.resolve()), device_name, cfg_hash): t
                    for t, cells in todo}
         try:
