@@ -183,3 +183,19 @@ def test_frames_without_a_face_are_counted_in_the_dataset_card(encoders, tmp_pat
     assert ds.spec.dims["video"] == 17
     again = load()  # every feature from the cache: the counts come with them
     assert again.card["feature_cache"]["hits"] == 12 and again.card["extraction_stats"] == {"video": expected}
+
+
+def test_options_are_declared_for_describe_and_config_checks():
+    from typing import Annotated, get_type_hints
+
+    from harness.extractors.vision_encoder import VisionEncoder
+    from harness.options import Range, option_specs
+
+    specs = {s.name: s for s in option_specs(EXTRACTORS.get("vision-encoder"))}
+    assert specs["crop"].allowed == ("face", "frame") and specs["no_face"].allowed == ("last", "zeros")
+    assert specs["pooling"].allowed == ("frames", "mean") and specs["token"].allowed == ("auto", "cls", "mean")
+    assert specs["precision"].allowed == ("auto", "float32", "bfloat16", "float16") and specs["path"].required
+    hints = get_type_hints(VisionEncoder.__init__, include_extras=True)
+    assert hints["margin"] == Annotated[float, Range(0, 1)]
+    assert hints["min_face"] == Annotated[int, Range(24, None)]
+    assert hints["frame_batch"] == Annotated[int, Range(1, None)]

@@ -42,7 +42,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,39 +64,6 @@ LOCK_STRIPES = 256
 TOUCH_INTERVAL_S = 60.0
 """A read refreshes an entry's last-use time only when it is older than this, so a cached
 sweep's reads write nothing; least-recently-used order is kept to this granularity."""
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries (
-    key TEXT PRIMARY KEY,
-    file TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    nbytes INTEGER NOT NULL,
-    dtype TEXT NOT NULL,
-    stats TEXT NOT NULL,
-    utterance TEXT NOT NULL,
-    corruption TEXT NOT NULL,
-    severity INTEGER NOT NULL,
-    seed INTEGER NOT NULL,
-    extractor TEXT NOT NULL,
-    device TEXT NOT NULL,
-    precision TEXT NOT NULL,
-    created REAL NOT NULL,
-    last_used REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS entries_last_used ON entries (last_used);
-CREATE TABLE IF NOT EXISTS extractions (
-    utterance TEXT NOT NULL,
-    corruption TEXT NOT NULL,
-    severity INTEGER NOT NULL,
-    seed INTEGER NOT NULL,
-    extractor TEXT NOT NULL,
-    device TEXT NOT NULL,
-    precision TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    at REAL NOT NULL
-);
-"""
-
 
 def corruption_id(name: str, options: Mapping[str, Any] | None = None) -> str:
     """A corruption's name with its options as canonical JSON (``"audio-white"``,
@@ -141,6 +108,32 @@ class CachedFeatures:
 
     features: torch.Tensor
     stats: dict[str, int] = field(default_factory=dict)
+
+
+def _key_columns() -> str:
+    """The SQL columns of an :class:`ExtractionKey`, one per field, in field order."""
+    return ",\n    ".join(f"{f.name} {'INTEGER' if f.type == 'int' else 'TEXT'} NOT NULL" for f in fields(ExtractionKey))
+
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS entries (
+    key TEXT PRIMARY KEY,
+    file TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    nbytes INTEGER NOT NULL,
+    dtype TEXT NOT NULL,
+    stats TEXT NOT NULL,
+    {_key_columns()},
+    created REAL NOT NULL,
+    last_used REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_last_used ON entries (last_used);
+CREATE TABLE IF NOT EXISTS extractions (
+    {_key_columns()},
+    pid INTEGER NOT NULL,
+    at REAL NOT NULL
+);
+"""
 
 
 def _encode(x: torch.Tensor, dtype: str) -> tuple[bytes, str]:
@@ -296,18 +289,15 @@ class ExtractionCache:
         (self.root / file).parent.mkdir(parents=True, exist_ok=True)
         atomic_write(self.root / file, data, fault_point=None)
         now = time.time()
-        k = asdict(key)
+        k = tuple(asdict(key).values())
+        entry = (name, file, digest, len(data), dtype,
+                 json.dumps({s: int(v) for s, v in (stats or {}).items()}, sort_keys=True), *k, now, now)
         with self._connect() as con, con:
             old = con.execute("SELECT file FROM entries WHERE key = ?", (name,)).fetchone()
-            con.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (name, file, digest, len(data), dtype,
-                         json.dumps({s: int(v) for s, v in (stats or {}).items()}, sort_keys=True),
-                         k["utterance"], k["corruption"], k["severity"], k["seed"], k["extractor"], k["device"],
-                         k["precision"], now, now))
+            con.execute(f"INSERT OR REPLACE INTO entries VALUES ({', '.join('?' * len(entry))})", entry)
             if counted:
-                con.execute("INSERT INTO extractions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (k["utterance"], k["corruption"], k["severity"], k["seed"], k["extractor"], k["device"],
-                             k["precision"], os.getpid(), now))
+                con.execute(f"INSERT INTO extractions VALUES ({', '.join('?' * (len(k) + 2))})",
+                            (*k, os.getpid(), now))
         if old is not None and old[0] != file:
             (self.root / old[0]).unlink(missing_ok=True)
 
