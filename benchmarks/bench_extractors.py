@@ -28,6 +28,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _timing import best_time  # noqa: E402
+
 from harness import EXTRACTORS  # noqa: E402
 from harness.data.types import RawMedia  # noqa: E402
 from harness.datasets.media import decode_audio  # noqa: E402
@@ -36,17 +38,6 @@ from harness.extractors.random_models import save_audio_encoder  # noqa: E402
 from harness.runtime import describe_device, machine_independent_threads, select_device  # noqa: E402
 
 SR = 16000
-
-
-def _best(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -75,8 +66,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     ex._model(x)
 
         ex.extract(media[:1])  # warm-up (kernels, allocator)
-        t_bare = _best(bare, args.repeats)
-        t_extract = _best(lambda: ex.extract(media), args.repeats)
+        t_bare = best_time(bare, args.repeats)
+        t_extract = best_time(lambda: ex.extract(media), args.repeats)
         rows.append({"measure": "audio-encoder extract vs bare forward", "baseline_s": round(t_bare, 3),
                      "measured_s": round(t_extract, 3), "ratio": round(t_extract / t_bare, 3), "goal": "<= 1.2"})
 
