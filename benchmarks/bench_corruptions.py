@@ -17,27 +17,19 @@ import argparse
 import csv
 import platform
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _timing import best_time  # noqa: E402
+
 from harness import CORRUPTIONS  # noqa: E402
 from harness.data.types import Dialogue, RawMedia, Utterance  # noqa: E402
 from harness.runtime import describe_device, select_device  # noqa: E402
 
 SR = 16000
-
-
-def _best(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def audio_data(n: int, rng: np.random.Generator) -> list[Dialogue]:
@@ -76,10 +68,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     seconds = sum(len(u.raw.waveform) for d in dialogues for u in d) / SR
     ours = CORRUPTIONS.create("audio-white", extractor="none", device=str(device))
     ours(dialogues, 3, 0)  # warm-up
-    t_ours = _best(lambda: ours(dialogues, 3, 0), args.repeats)
+    t_ours = best_time(lambda: ours(dialogues, 3, 0), args.repeats)
     aug = audiomentations.AddGaussianSNR(min_snr_db=10.0, max_snr_db=10.0, p=1.0)
     waves = [u.raw.waveform for d in dialogues for u in d]
-    t_ref = _best(lambda: [aug(samples=w, sample_rate=SR) for w in waves], args.repeats)
+    t_ref = best_time(lambda: [aug(samples=w, sample_rate=SR) for w in waves], args.repeats)
     rows.append({"task": "audio SNR noise (10 dB white)", "ours": f"mcer-bench audio-white ({device.type})",
                  "reference": f"audiomentations {audiomentations.__version__} AddGaussianSNR per sample",
                  "media_seconds": round(seconds, 1), "ours_media_s_per_s": round(seconds / t_ours, 1),
@@ -92,7 +84,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     vseconds = sum(len(u.raw.frames) / u.raw.fps for d in clips for u in d)
     vid = CORRUPTIONS.create("video-gaussian-blur", extractor="none")
     vid(clips, 3, 0)
-    t_vid = _best(lambda: vid(clips, 3, 0), args.repeats)
+    t_vid = best_time(lambda: vid(clips, 3, 0), args.repeats)
     sigma = vid.table[3]
     k = int(round(6 * sigma + 1)) | 1
 
@@ -102,7 +94,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 tf = A.Compose([A.GaussianBlur(blur_limit=(k, k), sigma_limit=(sigma, sigma), p=1.0)], seed=0)
                 np.stack([tf(image=f)["image"] for f in u.raw.frames])
 
-    t_vref = _best(per_frame, args.repeats)
+    t_vref = best_time(per_frame, args.repeats)
     rows.append({"task": "video Gaussian blur (sigma 1.5, 8x112x112 clips)", "ours": "mcer-bench video-gaussian-blur",
                  "reference": f"albumentations {A.__version__} per-frame loop", "media_seconds": round(vseconds, 1),
                  "ours_media_s_per_s": round(vseconds / t_vid, 1), "reference_media_s_per_s": round(vseconds / t_vref, 1),

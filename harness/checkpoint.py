@@ -25,8 +25,11 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, truncated, altered or not loadable as weights only."""
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a fsynced temporary sibling, then rename it over ``path``."""
+def atomic_write(path: Path, data: bytes, fault_point: str | None = "checkpoint-tmp-written") -> None:
+    """Write ``data`` to a fsynced temporary sibling, then rename it over ``path`` (and fsync the
+    folder). ``fault_point``: the :mod:`harness.faults` point hit between the two (None: none).
+    One writer per path at a time: a write removes the temporary files other writers of the same
+    path left behind."""
     for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a writer killed before its rename
         stale.unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -34,7 +37,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    faults.hit("checkpoint-tmp-written")
+    if fault_point is not None:
+        faults.hit(fault_point)
     os.replace(tmp, path)
     try:  # make the rename itself durable
         dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -59,9 +63,9 @@ def save_checkpoint(path: str | Path, state_dict: dict[str, torch.Tensor], meta:
     digest = hashlib.sha256(data).hexdigest()
     sidecar = path.with_name(path.name + ".sha256")
     sidecar.unlink(missing_ok=True)  # an old digest must never vouch for a new file
-    _atomic_write(path, data)
+    atomic_write(path, data)
     faults.hit("checkpoint-before-digest")
-    _atomic_write(sidecar, digest.encode())
+    atomic_write(sidecar, digest.encode())
     return digest
 
 

@@ -12,6 +12,7 @@ leads out of the folder is refused with :class:`DataError` before anything is op
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,7 @@ def build_raw_dataset(records: list[RawRecord], *, name: str, source: str, spec_
         return frames_by_uid[r.uid]
 
     dims: dict[str, int] = {}
+    counted: dict[str, Counter[str]] = {m: Counter() for m in extractors}  # e.g. frames without a face
     by_split: dict[str, dict[str, list[Utterance]]] = {s: {} for s in SPLITS}
     for r in kept:
         if r.split not in by_split:
@@ -125,7 +127,11 @@ def build_raw_dataset(records: list[RawRecord], *, name: str, source: str, spec_
                     raw.frames, raw.fps = video_frames(r), fps
             if x is None:
                 x = ex.extract([raw])[0]
-                cache.put(key, configs[m], x)
+                stats = (ex.item_stats() or [{}])[0]
+                cache.put(key, configs[m], x, stats)
+            else:
+                stats = cache.stats(key, configs[m])
+            counted[m].update(stats)
             feats[m] = to_features(x, source=source, key=m, uid=r.uid, repairs=repairs)
             check_dims(dims, m, feats[m], source, m, r.uid)
         utt = Utterance(uid=r.uid, dialogue_id=r.dialogue_id, position=0, speaker=r.speaker, features=feats,
@@ -140,6 +146,7 @@ def build_raw_dataset(records: list[RawRecord], *, name: str, source: str, spec_
             splits[s].append(Dialogue(did, utts))
     card = {**card, "extractors": configs, "feature_cache": {"dir": str(cache.root), "hits": cache.hits,
                                                              "misses": cache.misses},
+            "extraction_stats": {m: dict(c) for m, c in counted.items() if c},
             "repairs": repairs.to_card(), "dims_provenance": {m: f"extractor {configs[m]['name']}" for m in dims}}
     spec = DataSpec(dims=dims, **spec_kwargs)
     return BenchDataset(name=name, spec=spec, splits=splits, card=card)

@@ -2,7 +2,9 @@
 
 A key is ``sha256(content key of the source) + sha256(json(extractor config))``; the source
 key is the SHA-256 of the media file's bytes plus any cut times and decode settings (or of
-the transcript text). Entries are ``.npy`` files loaded with ``allow_pickle=False``.
+the transcript text). Entries are ``.npy`` files loaded with ``allow_pickle=False``; the
+extractor's counts for the item (e.g. frames without a face), when it has any, are kept
+beside the entry as JSON.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from harness.extractors.base import config_digest
 
 _FILE_HASHES: dict[tuple[str, float, int], str] = {}
 
@@ -45,8 +49,7 @@ class FeatureCache:
         self.misses = 0
 
     def _path(self, source_key: str, config: dict[str, Any]) -> Path:
-        cfg = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
-        key = hashlib.sha256(f"{source_key}|{cfg}".encode()).hexdigest()
+        key = hashlib.sha256(f"{source_key}|{config_digest(config)}".encode()).hexdigest()
         return self.root / key[:2] / f"{key}.npy"
 
     def get(self, source_key: str, config: dict[str, Any]) -> torch.Tensor | None:
@@ -61,9 +64,25 @@ class FeatureCache:
         self.misses += 1
         return None
 
-    def put(self, source_key: str, config: dict[str, Any], value: torch.Tensor) -> None:
+    def put(self, source_key: str, config: dict[str, Any], value: torch.Tensor,
+            stats: dict[str, int] | None = None) -> None:
         p = self._path(source_key, config)
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_suffix(f".tmp{os.getpid()}.npy")
         np.save(tmp, value.detach().cpu().numpy().astype(np.float32), allow_pickle=False)
         os.replace(tmp, p)
+        sidecar = p.with_suffix(".stats.json")
+        if stats:
+            tmp = p.with_suffix(f".tmp{os.getpid()}.json")
+            tmp.write_text(json.dumps({k: int(v) for k, v in stats.items()}, sort_keys=True))
+            os.replace(tmp, sidecar)
+        else:
+            sidecar.unlink(missing_ok=True)
+
+    def stats(self, source_key: str, config: dict[str, Any]) -> dict[str, int]:
+        """The extractor's counts stored with an entry by :meth:`put` (empty when it had none)."""
+        try:
+            stats = json.loads(self._path(source_key, config).with_suffix(".stats.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return {str(k): int(v) for k, v in stats.items()} if isinstance(stats, dict) else {}

@@ -1,7 +1,8 @@
 """Audio extractors: log-mel frame sequences computed with a batched torch STFT.
 
-The mel filter bank comes from ``transformers.audio_utils.mel_filter_bank`` (HTK mel scale,
-Slaney-normalised), a well-kept implementation already among our dependencies.
+The mel filter bank comes from ``transformers.audio_utils.mel_filter_bank`` (Slaney's mel scale
+and area normalisation, as librosa's default bank), a well-kept implementation already among
+our dependencies. docs/EXTRACTORS.md gives the librosa call that computes the same log-mel.
 """
 
 from __future__ import annotations

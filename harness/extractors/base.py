@@ -2,17 +2,33 @@
 
 An extractor is a registered class with a ``modality``, an output ``dim`` and
 ``extract(media) -> list[Tensor[T, D]]`` over a list of :class:`RawMedia`. Its ``config()``
-(name plus constructor parameters) keys on-disk caches of extracted features.
+(name plus constructor parameters) keys on-disk caches of extracted features, together with
+``runtime()`` (the device and precision it computes on). ``item_stats()`` gives per-item
+counts of the last ``extract`` call that a result should report (e.g. frames without a face).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
 
 from harness.data.types import RawMedia
+
+
+def config_digest(config: Mapping[str, Any]) -> str:
+    """SHA-256 of an extractor's ``config()`` as canonical JSON (sorted keys): what caches key on."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def runtime_of(device: torch.device, dtype: torch.dtype | None = None) -> dict[str, str]:
+    """:meth:`Extractor.runtime` of code running on ``device`` in ``dtype`` (None: float32);
+    a CUDA device is named by its model, since kernels differ between GPUs."""
+    name = f"cuda:{torch.cuda.get_device_name(device)}" if device.type == "cuda" else device.type
+    return {"device": name, "precision": str(dtype or torch.float32).removeprefix("torch.")}
 
 
 class Extractor:
@@ -27,6 +43,16 @@ class Extractor:
         """Name and parameters: everything that changes the output."""
         params = {k: v for k, v in vars(self).items() if not k.startswith("_")}
         return {"name": self.name, **params}
+
+    def runtime(self) -> dict[str, str]:
+        """Where the features are computed: ``{"device": ..., "precision": ...}``. Features can
+        differ in their last bits between devices and precisions, so caches key on it too."""
+        return {"device": "cpu", "precision": "float32"}
+
+    def item_stats(self) -> list[dict[str, int]]:
+        """One dict of counts per item of the last :meth:`extract` call (e.g. ``frames_without_face``),
+        or an empty list from an extractor that counts nothing."""
+        return []
 
     def extract(self, media: Sequence[RawMedia]) -> list[torch.Tensor]:
         raise NotImplementedError

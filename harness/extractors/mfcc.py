@@ -1,5 +1,7 @@
 """MFCC extractor: DCT-II of the log-mel energies, as frames or as utterance statistics.
 
+The DCT is ``scipy.fft.dct(type=2, norm="ortho")`` over the mel bands, keeping the first
+``n_mfcc`` coefficients (how these MFCCs relate to librosa's is in docs/EXTRACTORS.md).
 ``mfcc`` with ``stats=True`` (default) gives one row per utterance, ``[1, 2 * n_mfcc]``: the
 mean then the standard deviation over frames of each coefficient (the usual utterance-level
 descriptor); ``stats=False`` gives the frame sequence ``[T, n_mfcc]`` (``T = 1 + S // hop``).
@@ -8,10 +10,10 @@ descriptor); ``stats=False`` gives the frame sequence ``[T, n_mfcc]`` (``T = 1 +
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 
 import numpy as np
 import torch
+from scipy.fft import dct
 
 from harness.data.types import RawMedia
 from harness.extractors.audio import LogMel
@@ -20,14 +22,11 @@ from harness.registry import EXTRACTORS
 from harness.runtime import machine_independent_threads
 
 
-@lru_cache(maxsize=8)
-def dct_matrix(n_in: int, n_out: int) -> torch.Tensor:
-    """Orthonormal DCT-II basis ``[n_in, n_out]``: ``c = x @ D`` (same as scipy ``dct(norm='ortho')[:n_out]``)."""
-    n = np.arange(n_in)[:, None]
-    k = np.arange(n_out)[None, :]
-    d = np.cos(np.pi / n_in * (n + 0.5) * k) * np.sqrt(2.0 / n_in)
-    d[:, 0] /= np.sqrt(2.0)
-    return torch.tensor(d, dtype=torch.float32)
+def cepstrum(logmel: torch.Tensor, n_mfcc: int) -> torch.Tensor:
+    """First ``n_mfcc`` orthonormal DCT-II coefficients of each frame of ``logmel`` ``[T, n_mels]``
+    -> float32 ``[T, n_mfcc]`` (computed in float64 by ``scipy.fft.dct``)."""
+    c = dct(logmel.detach().cpu().numpy().astype(np.float64), type=2, norm="ortho", axis=-1)[:, :n_mfcc]
+    return torch.from_numpy(np.ascontiguousarray(c, dtype=np.float32))
 
 
 @EXTRACTORS.register("mfcc", modality="audio")
@@ -54,11 +53,10 @@ class MFCC(Extractor):
         return 2 * self.n_mfcc if self.stats else self.n_mfcc
 
     def extract(self, media: Sequence[RawMedia]) -> list[torch.Tensor]:
-        basis = dct_matrix(self.n_mels, self.n_mfcc)
         out = []
         with machine_independent_threads():  # see LogMel.extract
             for mel in self._logmel.extract(media):  # [T, n_mels] each; errors name the item
-                c = mel @ basis  # [T, n_mfcc]
+                c = cepstrum(mel, self.n_mfcc)
                 if self.stats:
                     std = c.std(dim=0, unbiased=False) if c.shape[0] > 1 else torch.zeros(self.n_mfcc)
                     c = torch.cat([c.mean(dim=0), std]).unsqueeze(0)

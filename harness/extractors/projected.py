@@ -47,6 +47,12 @@ class Projected(Extractor):
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "base": self.base, "dim": self.out_dim, "seed": self.seed}
 
+    def runtime(self) -> dict[str, str]:
+        return self._base.runtime()
+
+    def item_stats(self) -> list[dict[str, int]]:
+        return self._base.item_stats()
+
     def extract(self, media: Sequence[RawMedia]) -> list[torch.Tensor]:
         with machine_independent_threads():  # per-item products on one thread: see LogMel.extract
             return [x.float() @ self._matrix for x in self._base.extract(media)]
@@ -84,6 +90,12 @@ class Standardized(Extractor):
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "base": self.base, "mean": self.mean, "std": self.std}
+
+    def runtime(self) -> dict[str, str]:
+        return self._base.runtime()
+
+    def item_stats(self) -> list[dict[str, int]]:
+        return self._base.item_stats()
 
     @classmethod
     def fitted(cls, base: Extractor, features: list[torch.Tensor]) -> Standardized:

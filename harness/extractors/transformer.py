@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from harness.data.types import RawMedia
-from harness.extractors.base import Extractor
+from harness.extractors.base import Extractor, runtime_of
 from harness.registry import EXTRACTORS
 from harness.runtime import machine_independent_threads, select_device
 
@@ -72,6 +72,9 @@ class TransformerText(Extractor):
             self._hash = directory_sha256(Path(self.path))
         return {"name": self.name, "path": self.path, "model_sha256": self._hash, "layer": self.layer,
                 "max_length": self.max_length}
+
+    def runtime(self) -> dict[str, str]:
+        return runtime_of(self._device)
 
     @torch.inference_mode()
     def extract(self, media: Sequence[RawMedia]) -> list[torch.Tensor]:
