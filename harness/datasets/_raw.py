@@ -19,8 +19,8 @@ from typing import Any
 from harness.data.types import SPLITS, BenchDataset, DataSpec, Dialogue, RawMedia, Utterance
 from harness.datasets.feature_cache import FeatureCache, file_sha256
 from harness.datasets.media import decode_audio, decode_frames
-from harness.datasets.safe_pickle import DataError
 from harness.datasets.validate import RepairLog, check_dims, to_features
+from harness.errors import DataError
 from harness.registry import EXTRACTORS
 
 

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from harness.data.types import BenchDataset, DataSpec, Dialogue, RawMedia, Utterance
-from harness.datasets.safe_pickle import DataError
 from harness.datasets.validate import RepairLog, check_dims, check_nonfinite_option, check_score, to_features
+from harness.errors import DataError
 from harness.registry import DATASETS
 
 ROLE_PATTERNS = {

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.data.types import SPLITS, BenchDataset
-from harness.datasets.safe_pickle import DataError, safe_load, sha256_file
+from harness.datasets.safe_pickle import safe_load, sha256_file
+from harness.errors import DataError
 
 # thuiar/MMSA README (docs/FORMATS.md, "Published checksums")
 PUBLISHED_SHA256 = {

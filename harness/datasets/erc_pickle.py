@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from harness.data.types import BenchDataset, DataSpec, Dialogue, Utterance
-from harness.datasets.safe_pickle import DataError, safe_load, sha256_file
+from harness.datasets.safe_pickle import safe_load, sha256_file
 from harness.datasets.validate import (
     RepairLog,
     check_dims,
@@ -23,6 +23,7 @@ from harness.datasets.validate import (
     names_the_file,
     to_features,
 )
+from harness.errors import DataError
 from harness.registry import DATASETS
 
 IEMOCAP_CLASSES = ("hap", "sad", "neu", "ang", "exc", "fru")

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from harness.data.types import SPLITS, BenchDataset, DataSpec, Dialogue, Utterance
-from harness.datasets.safe_pickle import DataError, safe_load, sha256_file
+from harness.datasets.safe_pickle import safe_load, sha256_file
 from harness.datasets.validate import (
     RepairLog,
     check_dims,
@@ -24,6 +24,7 @@ from harness.datasets.validate import (
     names_the_file,
     to_features,
 )
+from harness.errors import DataError
 from harness.registry import DATASETS
 
 MODALITY_KEYS = {"text": "text", "audio": "audio", "video": "vision"}

@@ -14,8 +14,8 @@ from typing import Any
 
 from harness.data.types import BenchDataset
 from harness.datasets._raw import RawRecord, build_raw_dataset, empty_split_check, make_extractors
-from harness.datasets.safe_pickle import DataError
 from harness.datasets.validate import RepairLog, held_out_valid
+from harness.errors import DataError
 from harness.registry import DATASETS
 
 CLASSES_6 = ("hap", "sad", "neu", "ang", "exc", "fru")

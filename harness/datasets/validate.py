@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from harness.datasets.safe_pickle import DataError
+from harness.errors import DataError
 
 log = logging.getLogger(__name__)
 MAX_LISTED_REPAIRS = 50
