@@ -213,12 +213,11 @@ def tfn_subnets(model: str, dims: dict[str, int], text_hidden: int, text_out: in
     :class:`LastStateLSTMSubnet` of width ``text_hidden`` to ``text_out``, for the others a
     :class:`FrameMeanSubnet` of width ``<modality>_hidden``; each modality's dropout falls back to
     ``dropout``. Returns the subnets (keyed by modality, in ``dims`` order) and each one's output
-    width; errors name ``model`` and the bad option."""
+    width; errors name ``model``. The sizes and rates are the models' declared options
+    (:mod:`harness.options`), checked where the models are created."""
     hidden = modality_sizes(model, dims, text_hidden=text_hidden, audio_hidden=audio_hidden,
                             video_hidden=video_hidden)
-    if text_out < 1:
-        raise ValueError(f"{model}: text_out must be >= 1, got {text_out}")
-    drops = {m: option_or(p, dropout, f"{m}_dropout", model)
+    drops = {m: option_or(p, dropout)
              for m, p in (("audio", audio_dropout), ("video", video_dropout), ("text", text_dropout))}
     subnets = nn.ModuleDict({
         m: LastStateLSTMSubnet(d, hidden[m], text_out, drops.get(m, dropout)) if m == "text"
@@ -230,14 +229,12 @@ def tfn_subnets(model: str, dims: dict[str, int], text_hidden: int, text_out: in
 
 def modality_sizes(model: str, dims: dict[str, int], **sizes: int) -> dict[str, int]:
     """Per-modality sizes from options named ``<modality>_<what>`` (``text_hidden=...``):
-    ``{modality: size}`` for the modalities in ``dims``; a clear error for a missing or bad one."""
+    ``{modality: size}`` for the modalities in ``dims``; a clear error for a modality without one."""
     out = {}
     for m in dims:
         key = next((k for k in sizes if k.startswith(f"{m}_")), None)
         if key is None:
             raise ValueError(f"{model}: no size option for modality {m!r}; it takes {sorted(sizes)}")
-        if int(sizes[key]) < 1:
-            raise ValueError(f"{model}: {key} must be >= 1, got {sizes[key]}")
         out[m] = int(sizes[key])
     return out
 
@@ -247,12 +244,9 @@ def reference_order(modalities: list[str] | tuple[str, ...], order: tuple[str, .
     return [m for m in order if m in modalities] + [m for m in modalities if m not in order]
 
 
-def option_or(value: float | None, default: float, name: str, model: str) -> float:
+def option_or(value: float | None, default: float) -> float:
     """A dropout option that falls back to the model-wide ``dropout`` when left ``None``."""
-    p = default if value is None else float(value)
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"{model}: {name} must be in [0, 1), got {p}")
-    return p
+    return default if value is None else float(value)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -267,11 +267,15 @@ class Registry(Generic[T]):
     ... class TextOnly: ...
     """
 
-    def __init__(self, kind: str, base: str | None = None) -> None:
+    def __init__(self, kind: str, base: str | None = None, facts: str | None = None) -> None:
         """``base``: ``"module:Class"`` every registered object must be a subclass of (checked at
-        registration, imported then, so creating a registry imports nothing)."""
+        registration, imported then, so creating a registry imports nothing). ``facts``:
+        ``"module:function"`` called as ``function(name, obj, metadata)`` at registration; it
+        returns the entry's metadata with the facts the object itself holds filled in, and
+        raises :class:`RegistryError` where the metadata contradicts them."""
         self.kind = kind
         self.base = base
+        self.facts = facts
         self._entries: dict[str, Entry[T]] = {}
 
     # -- registration -------------------------------------------------------------------
@@ -284,6 +288,7 @@ class Registry(Generic[T]):
 
         def decorator(obj: T) -> T:
             self._check_base(name, obj)
+            entry_metadata = self._with_facts(name, obj, metadata)
             existing = self._entries.get(name)
             if existing is not None and existing.obj is not obj:
                 # Re-importing the same module (e.g. importlib.reload) re-registers an
@@ -293,10 +298,16 @@ class Registry(Generic[T]):
                         f"{self.kind} {name!r} is already registered by {_qualname(existing.obj)}; "
                         f"{_qualname(obj)} cannot take the same name"
                     )
-            self._entries[name] = Entry(name=name, obj=obj, kind=self.kind, metadata=dict(metadata))
+            self._entries[name] = Entry(name=name, obj=obj, kind=self.kind, metadata=entry_metadata)
             return obj
 
         return decorator
+
+    def _with_facts(self, name: str, obj: Any, metadata: dict[str, Any]) -> dict[str, Any]:
+        if self.facts is None:
+            return dict(metadata)
+        module, _, attr = self.facts.partition(":")
+        return dict(getattr(importlib.import_module(module), attr)(name, obj, dict(metadata)))
 
     def _check_base(self, name: str, obj: Any) -> None:
         if self.base is None:
@@ -350,8 +361,10 @@ class Registry(Generic[T]):
         """Instantiate plugin ``name`` with positional ``args`` and keyword ``options``.
 
         Options the plugin does not accept are rejected before the call with an error naming
-        the option and the accepted ones (scikit-learn style), instead of a bare TypeError.
-        For a plugin with presets (:mod:`harness.presets`), ``preset=NAME`` applies that
+        the option and the accepted ones (scikit-learn style), instead of a bare TypeError, and
+        so is a value its declaration refuses (:mod:`harness.options`: type, choices, range),
+        with an :class:`~harness.errors.OptionError` naming the option, the value and what it
+        must be. For a plugin with presets (:mod:`harness.presets`), ``preset=NAME`` applies that
         preset's options (explicit options override them) after checking that the first
         positional argument, the :class:`~harness.data.DataSpec`, fits the preset.
         """
@@ -360,16 +373,23 @@ class Registry(Generic[T]):
             preset.check_spec(args[0], what=f"{self.kind} {name!r} preset {options_preset_name(entry, preset)!r}")
         return entry.obj(*args, **options)
 
-    def resolve(self, name: str, options: dict[str, Any], n_positional: int = 0) -> tuple[Entry[T], Any, dict[str, Any]]:
+    def resolve(self, name: str, options: dict[str, Any], n_positional: int = 0,
+                check_values: bool = True) -> tuple[Entry[T], Any, dict[str, Any]]:
         """``(entry, preset or None, effective options)`` for creating ``name`` with ``options``.
 
         Applies ``preset=NAME`` where the plugin declares presets, then checks the effective
-        options against the plugin's signature (:func:`check_options`).
+        options against the plugin's signature (:func:`check_options`) and, unless
+        ``check_values`` is false (the sweep config reports every bad value itself), their values
+        against its declaration (:func:`harness.options.check_option_values`).
         """
+        from harness.options import check_option_values
+
         entry = self.get(name)
         what = f"{self.kind} {name!r}"
         preset, effective = resolve_preset(entry, options, what)
         check_options(entry.obj, effective, what=what, n_positional=n_positional)
+        if check_values:
+            check_option_values(entry, effective, what, n_positional)
         return entry, preset, effective
 
 
@@ -427,8 +447,10 @@ def _qualname(obj: Any) -> str:
 
 MODELS: Registry[Any] = Registry("model", base="harness.models:BenchModel")
 DATASETS: Registry[Any] = Registry("dataset")
-CORRUPTIONS: Registry[Any] = Registry("corruption", base="harness.corruption:Corruption")
-DEFENSES: Registry[Any] = Registry("defense", base="harness.corruption:Corruption")
+CORRUPTIONS: Registry[Any] = Registry("corruption", base="harness.corruption:Corruption",
+                                      facts="harness.corruption:registered_facts")
+DEFENSES: Registry[Any] = Registry("defense", base="harness.corruption:Corruption",
+                                   facts="harness.corruption:registered_facts")
 EXTRACTORS: Registry[Any] = Registry("extractor", base="harness.extractors.base:Extractor")
 
 ALL_REGISTRIES: dict[str, Registry[Any]] = {
