@@ -95,7 +95,8 @@ def registered_facts(name: str, cls: type[Corruption], metadata: dict[str, Any])
     A class that does not set ``name`` itself gets ``name`` (the name seeds the paired stream,
     so an inherited one would share another corruption's noise); one that sets another name is
     refused, as is metadata ``level``, ``parameter`` or ``modality`` that differs from the
-    class's. Returns the metadata with those facts filled in from the class.
+    class's. Returns the metadata with those facts filled in from the class, and the
+    ``modalities`` its ``modality`` option may take (:meth:`Corruption.modalities`).
     """
     if "name" not in vars(cls) or not cls.name:
         cls.name = name
@@ -109,7 +110,7 @@ def registered_facts(name: str, cls: type[Corruption], metadata: dict[str, Any])
     if problems:
         raise RegistryError(f"{name!r} cannot be registered: {'; '.join(problems)} (the class attributes are the "
                             f"one home of these facts; leave them out of the metadata)")
-    return {**metadata, **{k: v for k, v in facts.items() if v is not None}}
+    return {**metadata, **{k: v for k, v in facts.items() if v is not None}, "modalities": list(own)}
 
 
 def utterance_rng(seed: int, *keys: object) -> np.random.Generator:

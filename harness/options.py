@@ -24,7 +24,8 @@ in the functions and classes it hands the option to (``super().__init__`` includ
 three calls deep, by reading their source (:func:`found_choices`). Registry metadata
 ``choices={option: [values]}`` declares choices as well. Limits that are not declared are the
 plugin's own business: its checks run when it is built. A corruption's or defence's
-``modality`` takes the values its class allows (:meth:`harness.corruption.Corruption.modalities`).
+``modality`` takes the values its class allows (:meth:`harness.corruption.Corruption.modalities`,
+which registration records as the entry's ``modalities`` metadata).
 """
 
 from __future__ import annotations
@@ -38,12 +39,12 @@ import os
 import textwrap
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Annotated, Any, Literal, Union
 
 from harness.errors import OptionError
-from harness.registry import Entry, accepted_options
 
 _MAX_DEPTH = 3
 _PLAIN_CONSTANTS = (str, int, float, bool, type(None))
@@ -142,8 +143,33 @@ class OptionSpec:
                 "limits": None if self.range is None else self.range.to_dict()}
 
 
-def option_specs(entry: Entry[Any], n_positional: int | None = None) -> list[OptionSpec]:
-    """Every option of ``entry`` in signature order (a model's ``spec`` argument skipped).
+def accepted_options(obj: Callable[..., Any], n_positional: int = 0) -> dict[str, inspect.Parameter] | None:
+    """Keyword parameters ``obj`` accepts after ``n_positional`` positional ones.
+
+    Returns ``None`` when ``obj`` takes ``**kwargs`` (anything goes).
+    """
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    sig = inspect.signature(target)
+    params = list(sig.parameters.values())
+    if inspect.isclass(obj) and params and params[0].name == "self":
+        params = params[1:]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    positional_kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    out: dict[str, inspect.Parameter] = {}
+    skipped = 0
+    for p in params:
+        if p.kind in positional_kinds and skipped < n_positional:
+            skipped += 1
+            continue
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
+            out[p.name] = p
+    return out
+
+
+def option_specs(entry: Any, n_positional: int | None = None) -> list[OptionSpec]:
+    """Every option of registry entry ``entry`` in signature order (a model's ``spec`` argument
+    skipped).
 
     ``n_positional`` defaults to 1 for models (their :class:`~harness.data.DataSpec`) and 0
     otherwise. A plugin taking ``**kwargs`` lists only its named parameters.
@@ -152,11 +178,13 @@ def option_specs(entry: Entry[Any], n_positional: int | None = None) -> list[Opt
         n_positional = 1 if entry.kind == "model" else 0
     choices = entry.metadata.get("choices") or {}
     declared = tuple(sorted((k, tuple(v)) for k, v in choices.items()))
-    return list(_specs(entry.obj, n_positional, declared))
+    modalities = entry.metadata.get("modalities")
+    return list(_specs(entry.obj, n_positional, declared, tuple(modalities) if modalities else None))
 
 
 @functools.lru_cache(maxsize=1024)
-def _specs(obj: Any, n_positional: int, declared: tuple[tuple[str, tuple[Any, ...]], ...]) -> tuple[OptionSpec, ...]:
+def _specs(obj: Any, n_positional: int, declared: tuple[tuple[str, tuple[Any, ...]], ...],
+           modalities: tuple[str, ...] | None) -> tuple[OptionSpec, ...]:
     params = accepted_options(obj, n_positional)
     if params is None:  # **kwargs: list the named parameters anyway
         target = obj.__init__ if inspect.isclass(obj) else obj
@@ -174,7 +202,7 @@ def _specs(obj: Any, n_positional: int, declared: tuple[tuple[str, tuple[Any, ..
         if allowed is None:
             allowed, origin = _literal_values(hint), "declared"
         if allowed is None and name == "modality":
-            allowed, origin = _class_modalities(obj), "class"
+            allowed, origin = modalities, "class"
         if allowed is None:
             if checked is None:
                 checked = found_choices(obj)
@@ -185,7 +213,7 @@ def _specs(obj: Any, n_positional: int, declared: tuple[tuple[str, tuple[Any, ..
     return tuple(out)
 
 
-def option_problems(entry: Entry[Any], options: dict[str, Any], n_positional: int | None = None,
+def option_problems(entry: Any, options: dict[str, Any], n_positional: int | None = None,
                     declared_only: bool = False) -> dict[str, str]:
     """``option -> why its value is refused`` for every option of ``options`` whose value the
     plugin's declaration refuses (:meth:`OptionSpec.problem`); unknown names are not checked
@@ -195,7 +223,7 @@ def option_problems(entry: Entry[Any], options: dict[str, Any], n_positional: in
             if k in specs and (why := specs[k].problem(v, declared_only)) is not None}
 
 
-def check_option_values(entry: Entry[Any], options: dict[str, Any], what: str, n_positional: int | None = None) -> None:
+def check_option_values(entry: Any, options: dict[str, Any], what: str, n_positional: int | None = None) -> None:
     """Raise :class:`~harness.errors.OptionError` naming the first option whose value the plugin's
     declaration refuses (its value and what is expected); used by ``Registry.create``. Values
     that only the fallback reads (a plugin's own checks, a corruption's modality) are left to the
@@ -219,12 +247,6 @@ def _same(value: Any, allowed: Any) -> bool:
     if isinstance(value, int) and not isinstance(value, bool) and type(allowed) is float:
         return value == allowed
     return value == allowed and type(value) is type(allowed)
-
-
-def _class_modalities(obj: Any) -> tuple[str, ...] | None:
-    from harness.corruption import Corruption
-
-    return obj.modalities() if inspect.isclass(obj) and issubclass(obj, Corruption) else None
 
 
 # ------------------------------------------------------------------------------ types

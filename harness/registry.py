@@ -24,6 +24,7 @@ from typing import Any, Generic, TypeVar
 
 from harness.docstrings import first_sentence
 from harness.errors import RegistryError
+from harness.options import accepted_options, check_option_values
 from harness.presets import resolve_preset
 
 log = logging.getLogger(__name__)
@@ -382,8 +383,6 @@ class Registry(Generic[T]):
         ``check_values`` is false (the sweep config reports every bad value itself), their values
         against its declaration (:func:`harness.options.check_option_values`).
         """
-        from harness.options import check_option_values
-
         entry = self.get(name)
         what = f"{self.kind} {name!r}"
         preset, effective = resolve_preset(entry, options, what)
@@ -391,30 +390,6 @@ class Registry(Generic[T]):
         if check_values:
             check_option_values(entry, effective, what, n_positional)
         return entry, preset, effective
-
-
-def accepted_options(obj: Callable[..., Any], n_positional: int = 0) -> dict[str, inspect.Parameter] | None:
-    """Keyword parameters ``obj`` accepts after ``n_positional`` positional ones.
-
-    Returns ``None`` when ``obj`` takes ``**kwargs`` (anything goes).
-    """
-    target = obj.__init__ if inspect.isclass(obj) else obj
-    sig = inspect.signature(target)
-    params = list(sig.parameters.values())
-    if inspect.isclass(obj) and params and params[0].name == "self":
-        params = params[1:]
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return None
-    positional_kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    out: dict[str, inspect.Parameter] = {}
-    skipped = 0
-    for p in params:
-        if p.kind in positional_kinds and skipped < n_positional:
-            skipped += 1
-            continue
-        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
-            out[p.name] = p
-    return out
 
 
 def check_options(obj: Callable[..., Any], options: dict[str, Any], what: str, n_positional: int = 0) -> None:

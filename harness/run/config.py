@@ -309,7 +309,7 @@ def parse_config(data: dict[str, Any], source: str = "config") -> SweepConfig:
     if cfg.tune is not None:
         problems += _tune_problems(cfg, source)
     if not problems:
-        problems += input_problems(cfg, source)  # paths, option values, raw media: see harness.run.validate
+        problems += input_problems(cfg, source, model_sets())  # datasets, models on them, media: see validate
     if problems:
         raise ConfigError("\n".join(problems))
     return cfg

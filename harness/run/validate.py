@@ -28,7 +28,7 @@ from typing import Any, Union
 from pydantic import BaseModel, ValidationError
 
 from harness.corruption import RAW_FIELD_MODALITY, RawCorruption
-from harness.options import option_problems, option_specs
+from harness.options import accepted_options, option_problems, option_specs
 from harness.registry import (
     CORRUPTIONS,
     DATASETS,
@@ -37,7 +37,6 @@ from harness.registry import (
     MODELS,
     Registry,
     RegistryError,
-    accepted_options,
 )
 
 # ------------------------------------------------------------------------------ structure errors
@@ -148,20 +147,22 @@ MODEL_BUILD_ERRORS = (ValueError, TypeError, RegistryError)
 the meta device lacks, is retried on the CPU)."""
 
 
-def input_problems(cfg: Any, source: str) -> list[str]:
+def input_problems(cfg: Any, source: str, model_sets: dict[str, list[tuple[str, str, dict[str, Any]]]]) -> list[str]:
     """Problems of the datasets, models, corruptions and media that ``cfg`` (a validated
     ``SweepConfig`` whose names and option values are known good) names, one line each; empty
-    when it can run."""
+    when it can run. ``model_sets``: the named model sets (``harness.run.config.model_sets``)."""
     problems: list[str] = []
     specs: dict[int, Any] = {}
     for i, d in enumerate(cfg.datasets):
         found = _dataset_problems(d, f"datasets.{i}", source)
         if not found:
             spec, why = _read_spec(d, f"datasets.{i}", source)
-            found += [why] if why else []
-            specs[i] = spec
+            if why is None:
+                specs[i] = spec
+            else:
+                found.append(why)
         problems += found
-    problems += _model_problems(cfg, specs, source)
+    problems += _model_problems(cfg, specs, source, model_sets)
     raw_users: list[tuple[str, str, dict[str, Any], Registry[Any]]] = []
     for key, name, options, registry in corruption_entries(cfg):
         found = _build_problems(registry, name, options, key, source)
@@ -244,16 +245,15 @@ def _read_spec(entry: Any, key: str, source: str) -> tuple[Any, str | None]:
         return None, f"{source}: key '{where}': dataset {entry.name!r} cannot be read: {what}"
 
 
-def _model_problems(cfg: Any, specs: dict[int, Any], source: str) -> list[str]:
+def _model_problems(cfg: Any, specs: dict[int, Any], source: str,
+                    model_sets: dict[str, list[tuple[str, str, dict[str, Any]]]]) -> list[str]:
     """Each model entry (each variant of a set) built once for each dataset it runs on."""
-    from harness.run.config import model_sets
-
     problems: list[str] = []
     for i, m in enumerate(cfg.models):
         if m.name is not None:
             variants = [(m.label or m.name, m.name, m.model_options())]
         else:
-            variants = [(label, name, {**options, **m.options}) for label, name, options in model_sets()[m.set]]
+            variants = [(label, name, {**options, **m.options}) for label, name, options in model_sets[m.set]]
         for j, d in enumerate(cfg.datasets):
             if j not in specs or (m.datasets is not None and d.shown not in m.datasets):
                 continue
