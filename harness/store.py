@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS results (
     wall_time_s REAL NOT NULL,
     created_at TEXT NOT NULL,
     node TEXT,
-    deterministic INTEGER
+    deterministic INTEGER,
+    title TEXT
 );
 CREATE TABLE IF NOT EXISTS predictions (
     cell_key TEXT PRIMARY KEY REFERENCES results(cell_key),
@@ -112,7 +113,10 @@ CLEAN = "clean"
 
 # Columns added after the first release, as (table, column, SQL type): a store written before
 # them gets them (empty) when it is next opened for writing, so old run directories resume.
-ADDED_COLUMNS = (("results", "node", "TEXT"), ("trainings", "node", "TEXT"), ("results", "deterministic", "INTEGER"))
+ADDED_COLUMNS = (("results", "node", "TEXT"), ("trainings", "node", "TEXT"), ("results", "deterministic", "INTEGER"),
+                 ("results", "title", "TEXT"))
+"""A ``title`` is the corruption's name in words as figures and tables print it
+(:meth:`harness.corruption.Corruption.display_title`); a row stored before it has none."""
 
 JSON_COLUMNS = ("model_options", "corruption_options", "metrics", "package_versions")
 

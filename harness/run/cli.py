@@ -178,10 +178,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not db.exists():
         raise CLIError(f"{run_dir} has no results.sqlite: is it a run directory made by 'mcer-bench run'?")
     check_store(db)  # read-only: a corrupt, truncated or empty store is refused before any report file
+    from harness.run.report_titles import registered_titles
     from reports.build import build_report
 
     with read_only_stores():
-        written = build_report(run_dir, metric=args.metric)
+        written = build_report(run_dir, metric=args.metric, titles=registered_titles(db))
     for path in written["figures"] + written["tables"]:
         print(f"wrote {path}")
     return 0
