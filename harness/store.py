@@ -333,6 +333,13 @@ class ResultStore:
             rows = con.execute("SELECT code_version, COUNT(*) FROM results GROUP BY code_version").fetchall()
         return {str(v): int(n) for v, n in rows}
 
+    def outcomes(self) -> pd.DataFrame:
+        """Each stored cell's outcome: ``cell_key``, ``status``, ``error`` and where it ran
+        (``variant``, ``dataset``, ``seed``, ``corruption``, ``severity``, ``created_at``)."""
+        with closing(self._connect()) as con:
+            return pd.read_sql_query("SELECT cell_key, status, error, variant, dataset, seed, corruption, severity, "
+                                     "created_at FROM results", con)
+
     def stored_keys(self) -> set[str]:
         with closing(self._connect()) as con:
             return {r[0] for r in con.execute("SELECT cell_key FROM results")}
