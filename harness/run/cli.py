@@ -217,8 +217,8 @@ DEFAULT_GALLERY = ("audio-white", "audio-spikes", "audio-reverb", "video-gaussia
 
 
 def cmd_corruptions_gallery(args: argparse.Namespace) -> int:
-    from corruptions import gallery
     from harness.registry import CORRUPTIONS, DATASETS
+    from harness.run import gallery
 
     for n in args.names:
         CORRUPTIONS.get(n)  # unknown names fail here with close matches
