@@ -7,8 +7,6 @@ model uses live in that model's own file.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -40,43 +38,6 @@ class SequenceEncoder(nn.Module):
 def mlp(in_dim: int, hidden: int, out_dim: int, dropout: float = 0.0) -> nn.Sequential:
     """Two-layer perceptron with GELU and dropout."""
     return nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim))
-
-
-def sinusoidal_positions(length: int, dim: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """Fixed sinusoidal position encodings (Vaswani et al. 2017): ``[length, dim]``."""
-    pos = torch.arange(length, device=device, dtype=torch.float32).unsqueeze(1)
-    half = (dim + 1) // 2
-    freq = torch.exp(-math.log(10000.0) * torch.arange(half, device=device, dtype=torch.float32) / max(half, 1))
-    ang = pos * freq[None, :]
-    pe = torch.cat([torch.sin(ang), torch.cos(ang)], dim=1)[:, :dim]
-    return pe.to(dtype)
-
-
-class CrossAttentionLayer(nn.Module):
-    """One pre-LayerNorm transformer layer whose queries come from ``x`` and keys/values from
-    ``source`` (self-attention when ``source is x``): ``[B, Tq, d]``, ``[B, Tk, d]`` -> ``[B, Tq, d]``.
-
-    ``key_padding`` is bool ``[B, Tk]`` with True at *padding* keys (torch convention); every
-    row must have at least one real key.
-    """
-
-    def __init__(self, dim: int, heads: int, dropout: float = 0.0, ff_mult: int = 4) -> None:
-        super().__init__()
-        if dim % heads:
-            raise ValueError(f"hidden size {dim} must be divisible by the number of heads {heads}")
-        self.norm_q = nn.LayerNorm(dim)
-        self.norm_kv = nn.LayerNorm(dim)
-        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
-        self.norm_ff = nn.LayerNorm(dim)
-        self.ff = nn.Sequential(nn.Linear(dim, ff_mult * dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_mult * dim, dim))
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor, source: torch.Tensor, key_padding: torch.Tensor) -> torch.Tensor:
-        q = self.norm_q(x)
-        kv = self.norm_kv(source)
-        a, _ = self.attn(q, kv, kv, key_padding_mask=key_padding, need_weights=False)
-        x = x + self.dropout(a)
-        return x + self.dropout(self.ff(self.norm_ff(x)))
 
 
 def dialogue_lengths(mask: torch.Tensor) -> torch.Tensor:

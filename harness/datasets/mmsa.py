@@ -40,12 +40,6 @@ def trailing_length(x: np.ndarray) -> int:
     return int(nz[-1]) + 1 if len(nz) else 1
 
 
-def strip_zero_rows(x: np.ndarray) -> np.ndarray:
-    """``x`` without its leading and trailing all-zero rows (CMU SDK pads on the left); keeps 1 row at least."""
-    nz = np.flatnonzero(np.any(x != 0, axis=1))
-    return x[nz[0]: nz[-1] + 1] if len(nz) else x[:1]
-
-
 def as_str(x: Any) -> str:
     if isinstance(x, bytes):
         return x.decode("utf-8", errors="replace")
