@@ -56,6 +56,9 @@ from harness.presets import Preset, Reference
 from harness.registry import MODELS
 from harness.tuning import Choice, LogUniform, Uniform
 
+LossWeight = NonNegativeFloat
+"""The weight of one of MISA's auxiliary losses (similarity, difference, reconstruction)."""
+
 
 def cmd(x1: torch.Tensor, x2: torch.Tensor, moments: int = 5) -> torch.Tensor:
     """Central moment discrepancy (Zellinger et al. 2017) between ``[B, D]`` samples."""
@@ -157,10 +160,11 @@ class MISA(BenchModel):
 
     level = "utterance"
 
-    def __init__(self, spec: DataSpec, hidden: PositiveInt = 32, audio_rnn_hidden: PositiveInt = 16,
-                 video_rnn_hidden: PositiveInt = 16, heads: PositiveInt = 2, ff_dim: PositiveInt = 64,
-                 dropout: DropoutRate = 0.3, fusion_dropout: DropoutRate = 0.1, sim_weight: NonNegativeFloat = 1.0,
-                 diff_weight: NonNegativeFloat = 0.3, recon_weight: NonNegativeFloat = 1.0,
+    def __init__(self, spec: DataSpec,
+                 hidden: PositiveInt = 32, audio_rnn_hidden: PositiveInt = 16, video_rnn_hidden: PositiveInt = 16,
+                 heads: PositiveInt = 2, ff_dim: PositiveInt = 64,  # sizes
+                 dropout: DropoutRate = 0.3, fusion_dropout: DropoutRate = 0.1,
+                 sim_weight: LossWeight = 1.0, diff_weight: LossWeight = 0.3, recon_weight: LossWeight = 1.0,
                  regression_loss: Literal["l1", "mse"] = "l1", encoder_lengths: Literal["own", "text"] = "own") -> None:
         super().__init__(spec)
         if hidden % heads:

@@ -142,9 +142,10 @@ class Corruption:
     with every result row (:meth:`display_title`). Empty: the label in words."""
 
     def __init__(self, modality: str) -> None:
-        if modality not in self.modalities():
-            raise ValueError(f"{self.name}: modality must be one of {', '.join(map(repr, self.modalities()))}, "
-                             f"got {modality!r}")
+        own = self.modalities()
+        if modality not in own:
+            what = f"{own[0]!r} (its raw media are {own[0]})" if len(own) == 1 else f"one of {', '.join(map(repr, own))}"
+            raise ValueError(f"{self.name}: modality must be {what}, got {modality!r}")
         self.modality = modality
 
     @classmethod
