@@ -317,8 +317,8 @@ def _hint_problem(hint: Any, value: Any) -> str | None:
         problems = [_hint_problem(a, value) for a in arms]
         if any(p is None for p in problems):
             return None
-        # an arm whose type fits but whose range or item does not says why; else the types
-        fitting = [p for a, p in zip(arms, problems) if _hint_problem(_strip(a), value) is None]
+        # an arm whose type fits but whose range, choices or items do not says why; else the types
+        fitting = [p for a, p in zip(arms, problems) if _shallow_fits(a, value)]
         return fitting[0] if len(fitting) == 1 else f"expected {_type_name(hint, _EMPTY, top=False)}"
     if origin is Literal:
         allowed = typing.get_args(hint)
@@ -350,6 +350,20 @@ def _hint_problem(hint: Any, value: Any) -> str | None:
             if why is not None:
                 return f"key {k!r}: {why}"
     return None
+
+
+def _shallow_fits(hint: Any, value: Any) -> bool:
+    """Whether ``value`` is of the kind ``hint`` names, its range, choices and items aside."""
+    hint = _strip(hint)
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return any(_same(value, a) or type(value) is type(a) for a in typing.get_args(hint))
+    container = origin or hint
+    if container in (list, tuple, set, frozenset, abc.Sequence, abc.Collection, abc.Iterable):
+        return isinstance(value, (list, tuple))
+    if container in (dict, abc.Mapping):
+        return isinstance(value, abc.Mapping)
+    return _hint_problem(hint, value) is None
 
 
 def _items_problem(hint: Any, value: Any) -> str | None:
