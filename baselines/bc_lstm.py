@@ -28,6 +28,7 @@ from harness.data.collate import DialogueBatch
 from harness.data.types import DataSpec
 from harness.layers import MatchingAttention, dialogue_lengths, input_modalities, run_packed
 from harness.models import BenchModel, ModelOutput, squeeze_regression
+from harness.options import DropoutRate, PositiveInt
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
 from harness.tuning import Choice, LogUniform, Uniform
@@ -71,16 +72,11 @@ class BCLSTM(BenchModel):
     level = "dialogue"
     pooling = "mean"
 
-    def __init__(self, spec: DataSpec, hidden: int = 32, dense: int | None = None, layers: int = 2,
-                 dropout: float = 0.3, attention: bool = False,
+    def __init__(self, spec: DataSpec, hidden: PositiveInt = 32, dense: PositiveInt | None = None,
+                 layers: PositiveInt = 2, dropout: DropoutRate = 0.3, attention: bool = False,
                  modalities: tuple[str, ...] | list[str] | None = None) -> None:
         super().__init__(spec)
         dense = hidden if dense is None else dense
-        for name, v in (("hidden", hidden), ("dense", dense), ("layers", layers)):
-            if v < 1:
-                raise ValueError(f"bc-lstm: {name} must be >= 1, got {v}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"bc-lstm: dropout must be in [0, 1), got {dropout}")
         self.modalities = input_modalities(spec.dims, modalities, "bc-lstm")
         in_dim = sum(spec.dims[m] for m in self.modalities)
         self.lstm = nn.LSTM(in_dim, hidden, num_layers=layers, bidirectional=True, batch_first=True,

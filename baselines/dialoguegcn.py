@@ -37,6 +37,7 @@ Defaults (no preset): ``hidden=32``, ``graph_hidden=hidden``, ``window=10``, ``m
 from __future__ import annotations
 
 import math
+from typing import Annotated, Literal
 
 import torch
 from torch import nn
@@ -45,11 +46,14 @@ from harness.data.collate import DialogueBatch
 from harness.data.types import DataSpec
 from harness.layers import MatchingAttention, dialogue_lengths, input_modalities, masked_softmax, run_packed
 from harness.models import BenchModel, ModelOutput, squeeze_regression
+from harness.options import DropoutRate, PositiveInt, Range
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
 from harness.tuning import IntRange, LogUniform, Uniform
 
-EDGE_ATTENTIONS = ("position", "bilinear")
+EdgeAttention = Literal["position", "bilinear"]
+Window = Annotated[int, Range(-1)]
+"""Utterances of context on one side of an edge: -1 for no limit."""
 
 
 class RelationalGraphConv(nn.Module):
@@ -130,26 +134,15 @@ class DialogueGCN(BenchModel):
     level = "dialogue"
     pooling = "mean"
 
-    def __init__(self, spec: DataSpec, hidden: int = 32, graph_hidden: int | None = None, window: int = 10,
-                 window_past: int | None = None, window_future: int | None = None, max_len: int = 110,
-                 num_bases: int = 30, lstm_layers: int = 2, edge_attention: str = "position",
-                 nodal_attention: bool = False, dropout: float = 0.3,
-                 modalities: tuple[str, ...] | list[str] | None = None) -> None:
+    def __init__(self, spec: DataSpec, hidden: PositiveInt = 32, graph_hidden: PositiveInt | None = None,
+                 window: Window = 10, window_past: Window | None = None, window_future: Window | None = None,
+                 max_len: PositiveInt = 110, num_bases: PositiveInt = 30, lstm_layers: PositiveInt = 2,
+                 edge_attention: EdgeAttention = "position", nodal_attention: bool = False,
+                 dropout: DropoutRate = 0.3, modalities: tuple[str, ...] | list[str] | None = None) -> None:
         super().__init__(spec)
         graph_hidden = hidden if graph_hidden is None else graph_hidden
         self.window_past = window if window_past is None else window_past
         self.window_future = window if window_future is None else window_future
-        for name, v in (("hidden", hidden), ("graph_hidden", graph_hidden), ("max_len", max_len),
-                        ("num_bases", num_bases), ("lstm_layers", lstm_layers)):
-            if v < 1:
-                raise ValueError(f"dialoguegcn: {name} must be >= 1, got {v}")
-        for name, v in (("window_past", self.window_past), ("window_future", self.window_future)):
-            if v < -1:
-                raise ValueError(f"dialoguegcn: {name} must be >= 0 (or -1: no limit), got {v}")
-        if edge_attention not in EDGE_ATTENTIONS:
-            raise ValueError(f"dialoguegcn: edge_attention must be one of {EDGE_ATTENTIONS}, got {edge_attention!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dialoguegcn: dropout must be in [0, 1), got {dropout}")
         self.modalities = input_modalities(spec.dims, modalities, "dialoguegcn")
         self.edge_attention, self.max_len = edge_attention, max_len
         self.num_relations = 2 * spec.num_speakers**2

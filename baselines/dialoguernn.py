@@ -36,6 +36,8 @@ rec_dropout 0.1: small for the CPU, not the paper's configuration. ``preset="iem
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
@@ -43,11 +45,12 @@ from harness.data.collate import DialogueBatch
 from harness.data.types import DataSpec
 from harness.layers import MatchingAttention, input_modalities
 from harness.models import BenchModel, ModelOutput, squeeze_regression
+from harness.options import DropoutRate, PositiveInt
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
 from harness.tuning import Choice, LogUniform, Uniform
 
-CONTEXT_ATTENTIONS = ("simple", "dot", "general", "general2", "concat")
+ContextAttentionKind = Literal["simple", "dot", "general", "general2", "concat"]
 
 
 class ContextAttention(nn.Module):
@@ -198,27 +201,21 @@ class DialogueRNN(BenchModel):
     level = "dialogue"
     pooling = "mean"
 
-    def __init__(self, spec: DataSpec, hidden: int = 32, global_size: int | None = None,
-                 party_size: int | None = None, emotion_size: int | None = None,
-                 context_attention: str = "general", attention_size: int = 100, listener_state: bool = False,
-                 bidirectional: bool = True, matching_attention: bool = True, dropout: float = 0.1,
-                 rec_dropout: float = 0.1, emotion_dropout: float | None = None,
+    def __init__(self, spec: DataSpec, hidden: PositiveInt = 32, global_size: PositiveInt | None = None,
+                 party_size: PositiveInt | None = None, emotion_size: PositiveInt | None = None,
+                 context_attention: ContextAttentionKind = "general", attention_size: PositiveInt = 100,
+                 listener_state: bool = False, bidirectional: bool = True, matching_attention: bool = True,
+                 dropout: DropoutRate = 0.1, rec_dropout: DropoutRate = 0.1, emotion_dropout: DropoutRate | None = None,
                  modalities: tuple[str, ...] | list[str] | None = None) -> None:
         super().__init__(spec)
         global_size = hidden if global_size is None else global_size
         party_size = hidden if party_size is None else party_size
         emotion_size = hidden if emotion_size is None else emotion_size
-        emotion_dropout = dropout + 0.15 if emotion_dropout is None else emotion_dropout
-        for name, v in (("hidden", hidden), ("global_size", global_size), ("party_size", party_size),
-                        ("emotion_size", emotion_size), ("attention_size", attention_size)):
-            if v < 1:
-                raise ValueError(f"dialoguernn: {name} must be >= 1, got {v}")
-        for name, v in (("dropout", dropout), ("rec_dropout", rec_dropout), ("emotion_dropout", emotion_dropout)):
-            if not 0.0 <= v < 1.0:
-                raise ValueError(f"dialoguernn: {name} must be in [0, 1), got {v}")
-        if context_attention not in CONTEXT_ATTENTIONS:
-            raise ValueError(f"dialoguernn: context_attention must be one of {CONTEXT_ATTENTIONS}, "
-                             f"got {context_attention!r}")
+        if emotion_dropout is None:
+            emotion_dropout = dropout + 0.15
+            if emotion_dropout >= 1.0:  # the declared range holds for a value given, not for this one
+                raise ValueError(f"dialoguernn: emotion_dropout defaults to dropout + 0.15 = {emotion_dropout:g}, "
+                                 f"which must be below 1; give dropout < 0.85 or emotion_dropout")
         self.modalities = input_modalities(spec.dims, modalities, "dialoguernn")
         utterance_dim = sum(spec.dims[m] for m in self.modalities)
         if context_attention == "dot" and utterance_dim != global_size:

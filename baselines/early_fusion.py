@@ -28,6 +28,7 @@ from harness.data.collate import UtteranceBatch
 from harness.data.types import DataSpec
 from harness.layers import reference_order, resample
 from harness.models import BenchModel, ModelOutput, squeeze_regression
+from harness.options import DropoutRate, PositiveInt
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
 from harness.tuning import Choice, LogUniform, Uniform
@@ -69,14 +70,9 @@ class EarlyFusion(BenchModel):
 
     level = "utterance"
 
-    def __init__(self, spec: DataSpec, hidden: int = 64, layers: int = 1, align_len: int = 16,
-                 dropout: float = 0.2) -> None:
+    def __init__(self, spec: DataSpec, hidden: PositiveInt = 64, layers: PositiveInt = 1, align_len: PositiveInt = 16,
+                 dropout: DropoutRate = 0.2) -> None:
         super().__init__(spec)
-        for name, v in (("hidden", hidden), ("layers", layers), ("align_len", align_len)):
-            if v < 1:
-                raise ValueError(f"early-fusion: {name} must be >= 1, got {v}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"early-fusion: dropout must be in [0, 1), got {dropout}")
         self.align_len = align_len
         self.order = reference_order(list(spec.dims), ("text", "audio", "video"))
         self.norm = nn.BatchNorm1d(align_len)

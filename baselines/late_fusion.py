@@ -23,6 +23,7 @@ from harness.data.collate import UtteranceBatch
 from harness.data.types import DataSpec
 from harness.layers import SequenceEncoder, mlp
 from harness.models import BenchModel, ModelOutput, squeeze_regression
+from harness.options import DropoutRate, PositiveInt
 from harness.registry import MODELS
 from harness.tuning import Choice, LogUniform, Uniform
 
@@ -35,10 +36,8 @@ class LateFusion(BenchModel):
 
     level = "utterance"
 
-    def __init__(self, spec: DataSpec, hidden: int = 64, dropout: float = 0.2) -> None:
+    def __init__(self, spec: DataSpec, hidden: PositiveInt = 64, dropout: DropoutRate = 0.2) -> None:
         super().__init__(spec)
-        if hidden < 1:
-            raise ValueError(f"late-fusion: hidden must be >= 1, got {hidden}")
         self.encoders = nn.ModuleDict({m: SequenceEncoder(d, hidden, dropout) for m, d in spec.dims.items()})
         self.heads = nn.ModuleDict({m: mlp(2 * hidden, hidden, spec.output_dim, dropout) for m in spec.dims})
         self.logit_weights = nn.Parameter(torch.zeros(len(spec.dims)))

@@ -30,6 +30,7 @@ from harness.data.collate import UtteranceBatch
 from harness.data.types import DataSpec
 from harness.layers import ParameterBlock, reference_order, tfn_subnets
 from harness.models import BenchModel, ModelOutput, squeeze_regression
+from harness.options import DropoutRate, PositiveInt
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
 from harness.tuning import IntRange, LogUniform, Uniform
@@ -85,12 +86,11 @@ class LMF(BenchModel):
 
     level = "utterance"
 
-    def __init__(self, spec: DataSpec, text_hidden: int = 32, text_out: int = 16, audio_hidden: int = 16,
-                 video_hidden: int = 16, rank: int = 4, dropout: float = 0.15, audio_dropout: float | None = None,
-                 video_dropout: float | None = None, text_dropout: float | None = None) -> None:
+    def __init__(self, spec: DataSpec, text_hidden: PositiveInt = 32, text_out: PositiveInt = 16,
+                 audio_hidden: PositiveInt = 16, video_hidden: PositiveInt = 16, rank: PositiveInt = 4,
+                 dropout: DropoutRate = 0.15, audio_dropout: DropoutRate | None = None,
+                 video_dropout: DropoutRate | None = None, text_dropout: DropoutRate | None = None) -> None:
         super().__init__(spec)
-        if rank < 1:
-            raise ValueError(f"lmf: rank must be >= 1, got {rank}")
         self.order = reference_order(list(spec.dims), ("audio", "video", "text"))
         self.subnets, widths = tfn_subnets("lmf", spec.dims, text_hidden, text_out, audio_hidden, video_hidden,
                                            dropout, audio_dropout, video_dropout, text_dropout)

@@ -39,6 +39,7 @@ from harness.data.collate import UtteranceBatch
 from harness.data.types import DataSpec
 from harness.layers import modality_sizes, option_or, reference_order, resample
 from harness.models import BenchModel, ModelOutput, masked_mean, squeeze_regression
+from harness.options import DropoutRate, PositiveInt
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
 from harness.tuning import Choice, LogUniform, Uniform
@@ -108,24 +109,20 @@ class MFN(BenchModel):
 
     level = "utterance"
 
-    def __init__(self, spec: DataSpec, text_hidden: int = 16, audio_hidden: int = 8, video_hidden: int = 8,
-                 mem: int = 32, att1_hidden: int = 32, att2_hidden: int = 32, gamma1_hidden: int = 32,
-                 gamma2_hidden: int = 32, out_hidden: int = 32, align_len: int = 16, dropout: float = 0.2,
-                 att1_dropout: float | None = None, att2_dropout: float | None = None,
-                 gamma1_dropout: float | None = None, gamma2_dropout: float | None = None,
-                 out_dropout: float | None = None, averaged_modalities: tuple[str, ...] | list[str] = ()) -> None:
+    def __init__(self, spec: DataSpec, text_hidden: PositiveInt = 16, audio_hidden: PositiveInt = 8,
+                 video_hidden: PositiveInt = 8, mem: PositiveInt = 32, att1_hidden: PositiveInt = 32,
+                 att2_hidden: PositiveInt = 32, gamma1_hidden: PositiveInt = 32, gamma2_hidden: PositiveInt = 32,
+                 out_hidden: PositiveInt = 32, align_len: PositiveInt = 16, dropout: DropoutRate = 0.2,
+                 att1_dropout: DropoutRate | None = None, att2_dropout: DropoutRate | None = None,
+                 gamma1_dropout: DropoutRate | None = None, gamma2_dropout: DropoutRate | None = None,
+                 out_dropout: DropoutRate | None = None, averaged_modalities: tuple[str, ...] | list[str] = ()) -> None:
         super().__init__(spec)
         hidden = modality_sizes("mfn", spec.dims, text_hidden=text_hidden, audio_hidden=audio_hidden,
                                 video_hidden=video_hidden)
-        widths = {"mem": mem, "att1_hidden": att1_hidden, "att2_hidden": att2_hidden, "gamma1_hidden": gamma1_hidden,
-                  "gamma2_hidden": gamma2_hidden, "out_hidden": out_hidden, "align_len": align_len}
-        for name, v in widths.items():
-            if v < 1:
-                raise ValueError(f"mfn: {name} must be >= 1, got {v}")
         unknown = [m for m in averaged_modalities if m not in spec.dims]
         if unknown:
             raise ValueError(f"mfn: averaged_modalities {unknown} are not modalities of the data ({list(spec.dims)})")
-        drop = {k: option_or(p, dropout, f"{k}_dropout", "mfn") for k, p in
+        drop = {k: option_or(p, dropout) for k, p in
                 (("att1", att1_dropout), ("att2", att2_dropout), ("gamma1", gamma1_dropout),
                  ("gamma2", gamma2_dropout), ("out", out_dropout))}
         self.order = reference_order(list(spec.dims), ("text", "audio", "video"))

@@ -40,6 +40,7 @@ reproduce MMSA's ``config_regression.json``. Utterance level.
 from __future__ import annotations
 
 import itertools
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -50,9 +51,13 @@ from harness.data.collate import UtteranceBatch
 from harness.data.types import DataSpec
 from harness.layers import reference_order
 from harness.models import BenchModel, ModelOutput, masked_mean, squeeze_regression
+from harness.options import DropoutRate, NonNegativeFloat, PositiveInt
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
 from harness.tuning import Choice, LogUniform, Uniform
+
+LossWeight = NonNegativeFloat
+"""The weight of one of MISA's auxiliary losses (similarity, difference, reconstruction)."""
 
 
 def cmd(x1: torch.Tensor, x2: torch.Tensor, moments: int = 5) -> torch.Tensor:
@@ -155,31 +160,18 @@ class MISA(BenchModel):
 
     level = "utterance"
 
-    def __init__(self, spec: DataSpec, hidden: int = 32, audio_rnn_hidden: int = 16, video_rnn_hidden: int = 16,
-                 heads: int = 2, ff_dim: int = 64, dropout: float = 0.3,
-                 fusion_dropout: float = 0.1, sim_weight: float = 1.0, diff_weight: float = 0.3,
-                 recon_weight: float = 1.0, regression_loss: str = "l1", encoder_lengths: str = "own") -> None:
+    def __init__(self, spec: DataSpec,
+                 hidden: PositiveInt = 32, audio_rnn_hidden: PositiveInt = 16, video_rnn_hidden: PositiveInt = 16,
+                 heads: PositiveInt = 2, ff_dim: PositiveInt = 64,  # sizes
+                 dropout: DropoutRate = 0.3, fusion_dropout: DropoutRate = 0.1,
+                 sim_weight: LossWeight = 1.0, diff_weight: LossWeight = 0.3, recon_weight: LossWeight = 1.0,
+                 regression_loss: Literal["l1", "mse"] = "l1", encoder_lengths: Literal["own", "text"] = "own") -> None:
         super().__init__(spec)
-        if hidden < 1 or heads < 1 or hidden % heads:
-            raise ValueError(f"misa: hidden ({hidden}) must be >= 1 and divisible by heads ({heads})")
-        if ff_dim < 1:
-            raise ValueError(f"misa: ff_dim must be >= 1, got {ff_dim}")
-        for name, w in (("sim_weight", sim_weight), ("diff_weight", diff_weight), ("recon_weight", recon_weight)):
-            if w < 0:
-                raise ValueError(f"misa: {name} must be >= 0, got {w}")
-        for name, p in (("dropout", dropout), ("fusion_dropout", fusion_dropout)):
-            if not 0.0 <= p < 1.0:
-                raise ValueError(f"misa: {name} must be in [0, 1), got {p}")
-        if regression_loss not in ("l1", "mse"):
-            raise ValueError(f"misa: regression_loss must be 'l1' or 'mse', got {regression_loss!r}")
-        if encoder_lengths not in ("own", "text"):
-            raise ValueError(f"misa: encoder_lengths must be 'own' or 'text', got {encoder_lengths!r}")
+        if hidden % heads:
+            raise ValueError(f"misa: hidden ({hidden}) must be divisible by heads ({heads})")
         if encoder_lengths == "text" and "text" not in spec.dims:
             raise ValueError("misa: encoder_lengths='text' needs a text modality")
         rnn_hidden = {"audio": audio_rnn_hidden, "video": video_rnn_hidden}
-        for m, h in rnn_hidden.items():
-            if h < 1:
-                raise ValueError(f"misa: {m}_rnn_hidden must be >= 1, got {h}")
         self.mods = reference_order(list(spec.dims), ("text", "video", "audio"))
         self.weights = (sim_weight, diff_weight, recon_weight)
         self.regression_loss, self.encoder_lengths = regression_loss, encoder_lengths

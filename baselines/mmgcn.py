@@ -39,6 +39,7 @@ Defaults (no preset): ``hidden=32``, ``graph_hidden=hidden``, ``text_proj=2 hidd
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -48,11 +49,10 @@ from harness.data.collate import Batch, DialogueBatch
 from harness.data.types import DataSpec
 from harness.layers import dialogue_lengths, run_packed
 from harness.models import BenchModel, ModelOutput, squeeze_regression
+from harness.options import DropoutRate, PositiveFloat, PositiveInt, UnitInterval
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
 from harness.tuning import IntRange, LogUniform, Uniform
-
-LOSSES = ("task", "focal-reference")
 
 
 def angular_adjacency(nodes: torch.Tensor, structure: torch.Tensor) -> torch.Tensor:
@@ -126,25 +126,14 @@ class MMGCN(BenchModel):
     level = "dialogue"
     pooling = "mean"
 
-    def __init__(self, spec: DataSpec, hidden: int = 32, graph_hidden: int | None = None,
-                 text_proj: int | None = None, layers: int = 4, alpha: float = 0.1, lamda: float = 0.5,
-                 dropout: float = 0.3, lstm_layers: int = 2, use_speaker: bool = True, loss: str = "task",
+    def __init__(self, spec: DataSpec, hidden: PositiveInt = 32, graph_hidden: PositiveInt | None = None,
+                 text_proj: PositiveInt | None = None, layers: PositiveInt = 4, alpha: UnitInterval = 0.1,
+                 lamda: PositiveFloat = 0.5, dropout: DropoutRate = 0.3, lstm_layers: PositiveInt = 2,
+                 use_speaker: bool = True, loss: Literal["task", "focal-reference"] = "task",
                  focal_gamma: float = 2.5, focal_alpha: float = 1.0) -> None:
         super().__init__(spec)
         graph_hidden = hidden if graph_hidden is None else graph_hidden
         text_proj = 2 * hidden if text_proj is None else text_proj
-        for name, v in (("hidden", hidden), ("graph_hidden", graph_hidden), ("text_proj", text_proj),
-                        ("layers", layers), ("lstm_layers", lstm_layers)):
-            if v < 1:
-                raise ValueError(f"mmgcn: {name} must be >= 1, got {v}")
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"mmgcn: alpha must be in [0, 1], got {alpha}")
-        if lamda <= 0:
-            raise ValueError(f"mmgcn: lamda must be > 0, got {lamda}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"mmgcn: dropout must be in [0, 1), got {dropout}")
-        if loss not in LOSSES:
-            raise ValueError(f"mmgcn: loss must be one of {LOSSES}, got {loss!r}")
         if loss == "focal-reference" and spec.task != "classification":
             raise ValueError(f"mmgcn: loss='focal-reference' needs a classification task, got {spec.task!r}")
         self.alpha, self.lamda, self.loss_kind = alpha, lamda, loss

@@ -52,6 +52,7 @@ from harness.data.collate import UtteranceBatch
 from harness.data.types import DataSpec
 from harness.layers import option_or, reference_order
 from harness.models import BenchModel, ModelOutput, squeeze_regression
+from harness.options import DropoutRate, PositiveInt
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
 from harness.tuning import Choice, IntRange, LogUniform, Uniform
@@ -236,24 +237,20 @@ class MulT(BenchModel):
 
     level = "utterance"
 
-    def __init__(self, spec: DataSpec, d: int = 16, heads: int = 2, layers: int = 2, memory_layers: int = 2,
-                 text_kernel: int = 1, audio_kernel: int = 1, video_kernel: int = 1, dropout: float = 0.1,
-                 text_dropout: float | None = None, embed_dropout: float | None = None,
-                 attn_dropout: float | None = None, audio_attn_dropout: float | None = None,
-                 video_attn_dropout: float | None = None, relu_dropout: float | None = None,
-                 res_dropout: float | None = None, out_dropout: float | None = None, causal_mask: bool = True,
-                 positions: bool = True) -> None:
+    def __init__(self, spec: DataSpec, d: PositiveInt = 16, heads: PositiveInt = 2, layers: PositiveInt = 2,
+                 memory_layers: PositiveInt = 2, text_kernel: PositiveInt = 1, audio_kernel: PositiveInt = 1,
+                 video_kernel: PositiveInt = 1, dropout: DropoutRate = 0.1, text_dropout: DropoutRate | None = None,
+                 embed_dropout: DropoutRate | None = None, attn_dropout: DropoutRate | None = None,
+                 audio_attn_dropout: DropoutRate | None = None, video_attn_dropout: DropoutRate | None = None,
+                 relu_dropout: DropoutRate | None = None, res_dropout: DropoutRate | None = None,
+                 out_dropout: DropoutRate | None = None, causal_mask: bool = True, positions: bool = True) -> None:
         super().__init__(spec)
         if len(spec.dims) < 2:
             raise ValueError(f"mult fuses at least two modalities; the data has {list(spec.dims)}")
         kernels = {"text": text_kernel, "audio": audio_kernel, "video": video_kernel}
-        for name, v in (("d", d), ("heads", heads), ("layers", layers), ("memory_layers", memory_layers),
-                        *((f"{m}_kernel", k) for m, k in kernels.items())):
-            if v < 1:
-                raise ValueError(f"mult: {name} must be >= 1, got {v}")
         if d % heads:
             raise ValueError(f"mult: d ({d}) must be divisible by heads ({heads})")
-        p = {name: option_or(v, dropout, name, "mult") for name, v in (
+        p = {name: option_or(v, dropout) for name, v in (
             ("text_dropout", text_dropout), ("embed_dropout", embed_dropout), ("attn_dropout", attn_dropout),
             ("audio_attn_dropout", audio_attn_dropout), ("video_attn_dropout", video_attn_dropout),
             ("relu_dropout", relu_dropout), ("res_dropout", res_dropout), ("out_dropout", out_dropout))}

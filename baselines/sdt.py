@@ -49,6 +49,7 @@ from harness.data.collate import Batch, DialogueBatch
 from harness.data.types import DataSpec
 from harness.layers import gelu_tanh
 from harness.models import BenchModel, ModelOutput, squeeze_regression
+from harness.options import DropoutRate, NonNegativeFloat, PositiveFloat, PositiveInt
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
 from harness.tuning import Choice, LogUniform, Uniform
@@ -156,22 +157,14 @@ class SDT(BenchModel):
     level = "dialogue"
     pooling = "mean"
 
-    def __init__(self, spec: DataSpec, d: int = 32, heads: int = 4, layers: int = 1, ff: int | None = None,
-                 dropout: float = 0.1, temperature: float = 1.0, gamma_ce: float = 1.0, gamma_kl: float = 1.0,
+    def __init__(self, spec: DataSpec, d: PositiveInt = 32, heads: PositiveInt = 4, layers: PositiveInt = 1,
+                 ff: PositiveInt | None = None, dropout: DropoutRate = 0.1, temperature: PositiveFloat = 1.0,
+                 gamma_ce: NonNegativeFloat = 1.0, gamma_kl: NonNegativeFloat = 1.0,
                  frozen_identity_gates: bool = False) -> None:
         super().__init__(spec)
         ff = d if ff is None else ff
-        for name, v in (("d", d), ("heads", heads), ("layers", layers), ("ff", ff)):
-            if v < 1:
-                raise ValueError(f"sdt: {name} must be >= 1, got {v}")
         if d % heads:
             raise ValueError(f"sdt: d ({d}) must be divisible by heads ({heads})")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"sdt: dropout must be in [0, 1), got {dropout}")
-        if temperature <= 0:
-            raise ValueError(f"sdt: temperature must be > 0, got {temperature}")
-        if gamma_ce < 0 or gamma_kl < 0:
-            raise ValueError(f"sdt: gamma_ce and gamma_kl must be >= 0, got {gamma_ce}, {gamma_kl}")
         mods = list(spec.dims)
         self.d = d
         self.gamma_ce, self.gamma_kl, self.temperature = gamma_ce, gamma_kl, temperature

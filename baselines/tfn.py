@@ -36,6 +36,7 @@ from harness.data.collate import UtteranceBatch
 from harness.data.types import DataSpec
 from harness.layers import ParameterBlock, option_or, reference_order, tfn_subnets
 from harness.models import BenchModel, ModelOutput, squeeze_regression
+from harness.options import DropoutRate, PositiveInt
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
 from harness.tuning import Choice, LogUniform, Uniform
@@ -98,21 +99,20 @@ class TFN(BenchModel):
 
     level = "utterance"
 
-    def __init__(self, spec: DataSpec, text_hidden: int = 32, text_out: int = 32, audio_hidden: int = 8,
-                 video_hidden: int = 8, post_fusion_dim: int = 64, dropout: float = 0.15,
-                 audio_dropout: float | None = None, video_dropout: float | None = None,
-                 text_dropout: float | None = None, post_fusion_dropout: float | None = None,
+    def __init__(self, spec: DataSpec, text_hidden: PositiveInt = 32, text_out: PositiveInt = 32,
+                 audio_hidden: PositiveInt = 8, video_hidden: PositiveInt = 8, post_fusion_dim: PositiveInt = 64,
+                 dropout: DropoutRate = 0.15, audio_dropout: DropoutRate | None = None,
+                 video_dropout: DropoutRate | None = None, text_dropout: DropoutRate | None = None,
+                 post_fusion_dropout: DropoutRate | None = None,
                  output_range: tuple[float, float] | None = (-3.0, 3.0)) -> None:
         super().__init__(spec)
-        if post_fusion_dim < 1:
-            raise ValueError(f"tfn: post_fusion_dim must be >= 1, got {post_fusion_dim}")
         self.order = reference_order(list(spec.dims), ("audio", "video", "text"))
         self.subnets, widths = tfn_subnets("tfn", spec.dims, text_hidden, text_out, audio_hidden, video_hidden,
                                            dropout, audio_dropout, video_dropout, text_dropout)
         fused = 1
         for m in self.order:
             fused *= widths[m] + 1
-        self.post_fusion_dropout = nn.Dropout(option_or(post_fusion_dropout, dropout, "post_fusion_dropout", "tfn"))
+        self.post_fusion_dropout = nn.Dropout(option_or(post_fusion_dropout, dropout))
         self.post_fusion_layer_1 = nn.Linear(fused, post_fusion_dim)
         self.post_fusion_layer_2 = nn.Linear(post_fusion_dim, post_fusion_dim)
         self.post_fusion_layer_3 = nn.Linear(post_fusion_dim, spec.output_dim)

@@ -10,6 +10,7 @@ from harness.data.collate import UtteranceBatch
 from harness.data.types import DataSpec
 from harness.layers import SequenceEncoder, mlp
 from harness.models import BenchModel, ModelOutput, squeeze_regression
+from harness.options import DropoutRate, PositiveInt
 from harness.registry import MODELS
 from harness.tuning import Choice, LogUniform, Uniform
 
@@ -20,7 +21,7 @@ class Unimodal(BenchModel):
     level = "utterance"
     modality = ""
 
-    def __init__(self, spec: DataSpec, hidden: int = 64, dropout: float = 0.2) -> None:
+    def __init__(self, spec: DataSpec, hidden: PositiveInt = 64, dropout: DropoutRate = 0.2) -> None:
         super().__init__(spec)
         if self.modality not in spec.dims:
             raise ValueError(f"{type(self).__name__} needs the {self.modality!r} modality; the data has {list(spec.dims)}")

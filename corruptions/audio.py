@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from corruptions.schedules import check_schedule, gate, snr_for
+from corruptions.schedules import Schedule, check_schedule, gate, snr_for
 from harness.corruption import RawCorruption, SeverityTable, UttContext
 from harness.data.types import Utterance
+from harness.options import DataPath, PositiveInt
 from harness.registry import CORRUPTIONS
 from harness.runtime import machine_independent_threads
 
@@ -128,7 +129,7 @@ class AdditiveNoise(AudioCorruption):
     table = SNR_TABLE
     exponent = 0.0  # spectral slope applied to the raw noise (1 pink, 2 brown)
 
-    def __init__(self, modality: str = "audio", schedule: str = "stationary",
+    def __init__(self, modality: str = "audio", schedule: Schedule = "stationary",
                  extractor: dict[str, Any] | str | None = None, device: str = "auto") -> None:
         super().__init__(modality, extractor=extractor, device=device)
         self.schedule = check_schedule(schedule, self.name)
@@ -167,26 +168,26 @@ class AdditiveNoise(AudioCorruption):
         return torch.addcmul(x, noise, scale[:, None], out=noise)
 
 
-@CORRUPTIONS.register("audio-white", level="raw", modality="audio", parameter="snr_db")
+@CORRUPTIONS.register("audio-white")
 class WhiteNoise(AdditiveNoise):
     """Additive white Gaussian noise at a target SNR (dB)."""
 
-    name = "audio-white"
+    title = "White noise"
 
 
-@CORRUPTIONS.register("audio-pink", level="raw", modality="audio", parameter="snr_db")
+@CORRUPTIONS.register("audio-pink")
 class PinkNoise(AdditiveNoise):
     """Additive pink (1/f) noise at a target SNR (dB)."""
 
-    name = "audio-pink"
+    title = "Pink noise"
     exponent = 1.0
 
 
-@CORRUPTIONS.register("audio-brown", level="raw", modality="audio", parameter="snr_db")
+@CORRUPTIONS.register("audio-brown")
 class BrownNoise(AdditiveNoise):
     """Additive brown (1/f^2) noise at a target SNR (dB)."""
 
-    name = "audio-brown"
+    title = "Brown noise"
     exponent = 2.0
 
 
@@ -196,7 +197,7 @@ def _loop_to(w: np.ndarray, n: int, offset: int) -> np.ndarray:
     return w[idx]
 
 
-@CORRUPTIONS.register("audio-babble", level="raw", modality="audio", parameter="snr_db")
+@CORRUPTIONS.register("audio-babble")
 class BabbleNoise(AdditiveNoise):
     """Babble: a mix of ``talkers`` other utterances of the dialogues passed in, at a target SNR.
 
@@ -205,12 +206,10 @@ class BabbleNoise(AdditiveNoise):
     depend on the pool, which in a sweep is the whole test split for every model.
     """
 
-    name = "audio-babble"
+    title = "Babble noise"
 
-    def __init__(self, modality: str = "audio", talkers: int = 4, schedule: str = "stationary",
+    def __init__(self, modality: str = "audio", talkers: PositiveInt = 4, schedule: Schedule = "stationary",
                  extractor: dict[str, Any] | str | None = None, device: str = "auto") -> None:
-        if int(talkers) < 1:
-            raise ValueError(f"audio-babble: talkers must be >= 1, got {talkers!r}")
         super().__init__(modality, schedule=schedule, extractor=extractor, device=device)
         self.talkers = int(talkers)
 
@@ -229,7 +228,7 @@ class BabbleNoise(AdditiveNoise):
         out.copy_(torch.from_numpy(mix.astype(np.float32)))
 
 
-@CORRUPTIONS.register("audio-background", level="raw", modality="audio", parameter="snr_db")
+@CORRUPTIONS.register("audio-background")
 class BackgroundNoise(AdditiveNoise):
     """Recorded background noise (the ``.wav`` files of ``noise_dir``) at a target SNR (dB).
 
@@ -237,9 +236,9 @@ class BackgroundNoise(AdditiveNoise):
     the utterance, is mixed to mono and resampled (polyphase) to the utterance's rate.
     """
 
-    name = "audio-background"
+    title = "Background noise"
 
-    def __init__(self, modality: str = "audio", noise_dir: str | None = None, schedule: str = "stationary",
+    def __init__(self, modality: str = "audio", noise_dir: DataPath | None = None, schedule: Schedule = "stationary",
                  extractor: dict[str, Any] | str | None = None, device: str = "auto") -> None:
         super().__init__(modality, schedule=schedule, extractor=extractor, device=device)
         if noise_dir is None:
@@ -277,11 +276,11 @@ class BackgroundNoise(AdditiveNoise):
 # bursts, spikes, clipping, dropouts, packet loss
 # ---------------------------------------------------------------------------------------
 
-@CORRUPTIONS.register("audio-bursts", level="raw", modality="audio", parameter="burst_fraction")
+@CORRUPTIONS.register("audio-bursts")
 class NoiseBursts(AudioCorruption):
     """Loud white-noise bursts (100-300 ms, local SNR -5 dB) covering a fraction of the utterance."""
 
-    name = "audio-bursts"
+    title = "Noise bursts"
     table = SeverityTable("burst_fraction", "of duration", (0.0, 0.05, 0.10, 0.20, 0.30, 0.45))
     local_snr_db = -5.0
 
@@ -302,11 +301,11 @@ class NoiseBursts(AudioCorruption):
         return x + (noise.double() * amp).float()
 
 
-@CORRUPTIONS.register("audio-spikes", level="raw", modality="audio", parameter="spikes_per_s")
+@CORRUPTIONS.register("audio-spikes")
 class ImpulseSpikes(AudioCorruption):
     """Impulsive clicks (1-3 samples, amplitude 0.3-1.0 of full scale, random sign) at a rate per second."""
 
-    name = "audio-spikes"
+    title = "Clicks"
     table = SeverityTable("spikes_per_s", "1/s", (0.0, 2.0, 5.0, 10.0, 20.0, 40.0))
 
     def process(self, x, sr, severity, rngs, contexts, utts):
@@ -321,11 +320,11 @@ class ImpulseSpikes(AudioCorruption):
         return x + torch.from_numpy(add).to(x.device)
 
 
-@CORRUPTIONS.register("audio-clipping", level="raw", modality="audio", parameter="clip_level")
+@CORRUPTIONS.register("audio-clipping")
 class Clipping(AudioCorruption):
     """Hard clipping at a fraction of the utterance's peak amplitude."""
 
-    name = "audio-clipping"
+    title = "Clipping"
     table = SeverityTable("clip_level", "of peak", (1.0, 0.6, 0.4, 0.25, 0.15, 0.08), harsher="decreasing")
 
     def process(self, x, sr, severity, rngs, contexts, utts):
@@ -333,11 +332,11 @@ class Clipping(AudioCorruption):
         return torch.maximum(torch.minimum(x, t), -t)
 
 
-@CORRUPTIONS.register("audio-dropout", level="raw", modality="audio", parameter="drop_fraction")
+@CORRUPTIONS.register("audio-dropout")
 class Dropouts(AudioCorruption):
     """Silence gaps of 50-250 ms placed at random until they cover a fraction of the utterance."""
 
-    name = "audio-dropout"
+    title = "Audio dropouts"
     table = SeverityTable("drop_fraction", "of duration", (0.0, 0.05, 0.10, 0.20, 0.30, 0.45))
 
     def process(self, x, sr, severity, rngs, contexts, utts):
@@ -354,11 +353,11 @@ class Dropouts(AudioCorruption):
         return x * torch.from_numpy(np.stack(masks)).to(x.device)
 
 
-@CORRUPTIONS.register("audio-packet-loss", level="raw", modality="audio", parameter="loss_rate")
+@CORRUPTIONS.register("audio-packet-loss")
 class PacketLoss(AudioCorruption):
     """VoIP packet loss: each 20 ms packet is lost (zeroed) with probability ``loss_rate``."""
 
-    name = "audio-packet-loss"
+    title = "Packet loss"
     table = SeverityTable("loss_rate", "probability", (0.0, 0.02, 0.05, 0.10, 0.20, 0.30))
     packet_ms = 20.0
 
@@ -384,11 +383,11 @@ def synthetic_rir(rt60: float, sr: int, rng: np.random.Generator) -> torch.Tenso
     return rir
 
 
-@CORRUPTIONS.register("audio-reverb", level="raw", modality="audio", parameter="rt60_s")
+@CORRUPTIONS.register("audio-reverb")
 class Reverb(AudioCorruption):
     """Reverberation: convolution (FFT) with a synthetic room impulse response; loudness kept (RMS)."""
 
-    name = "audio-reverb"
+    title = "Reverberation"
     table = SeverityTable("rt60_s", "s", (0.0, 0.2, 0.4, 0.6, 0.9, 1.3))
 
     def process(self, x, sr, severity, rngs, contexts, utts):
@@ -400,12 +399,12 @@ class Reverb(AudioCorruption):
         return y * gain
 
 
-@CORRUPTIONS.register("audio-bandlimit", level="raw", modality="audio", parameter="cutoff_hz")
+@CORRUPTIONS.register("audio-bandlimit")
 class BandLimit(AudioCorruption):
     """Telephone-like band-limiting: 4th-order Butterworth magnitude band-pass (300 Hz to the
     cutoff), applied as a zero-phase FFT mask. Severity 2 is the classic 300-3400 Hz band."""
 
-    name = "audio-bandlimit"
+    title = "Telephone band"
     table = SeverityTable("cutoff_hz", "Hz", (8000.0, 4000.0, 3400.0, 2400.0, 1600.0, 1000.0), harsher="decreasing")
     low_hz = 300.0
     order = 4
@@ -419,12 +418,12 @@ class BandLimit(AudioCorruption):
         return irfft_rows(rfft_rows(x) * h.float(), n)
 
 
-@CORRUPTIONS.register("audio-gain", level="raw", modality="audio", parameter="max_attenuation_db")
+@CORRUPTIONS.register("audio-gain")
 class GainChanges(AudioCorruption):
     """Slow gain changes: a piecewise-linear gain through 5 random knots between 0 dB and
     ``-max_attenuation_db`` (an automatic gain control gone wrong, a speaker turning away)."""
 
-    name = "audio-gain"
+    title = "Gain changes"
     table = SeverityTable("max_attenuation_db", "dB", (0.0, 3.0, 6.0, 10.0, 15.0, 20.0))
 
     def process(self, x, sr, severity, rngs, contexts, utts):

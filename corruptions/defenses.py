@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from harness.corruption import NO_EXTRACTOR, RawCorruption
 from harness.data.types import Dialogue, Utterance
+from harness.options import PositiveInt, UnitInterval
 from harness.registry import DEFENSES
 from harness.runtime import machine_independent_threads
 
@@ -41,7 +42,7 @@ class RawDefense(RawCorruption):
         return out
 
 
-@DEFENSES.register("denoise-spectral", modality="audio")
+@DEFENSES.register("denoise-spectral")
 class SpectralGate(RawDefense):
     """Spectral-gating denoiser (noisereduce) on the waveform before feature extraction.
 
@@ -51,16 +52,12 @@ class SpectralGate(RawDefense):
     forces the torch gate on the CPU too, on one thread). ``prop_decrease`` in [0, 1] is how much of the noise is removed.
     """
 
-    name = "denoise-spectral"
     raw_field = "waveform"
 
-    def __init__(self, modality: str = "audio", stationary: bool = False, prop_decrease: float = 1.0,
-                 backend: str = "auto", extractor: dict[str, Any] | str | None = None, device: str = "auto") -> None:
+    def __init__(self, modality: str = "audio", stationary: bool = False, prop_decrease: UnitInterval = 1.0,
+                 backend: Literal["auto", "torchgate", "reduce_noise"] = "auto",
+                 extractor: dict[str, Any] | str | None = None, device: str = "auto") -> None:
         super().__init__(modality, extractor=extractor, device=device)
-        if not 0.0 <= float(prop_decrease) <= 1.0:
-            raise ValueError(f"denoise-spectral: prop_decrease must be in [0, 1], got {prop_decrease!r}")
-        if backend not in ("auto", "torchgate", "reduce_noise"):
-            raise ValueError(f"denoise-spectral: backend must be 'auto', 'torchgate' or 'reduce_noise', got {backend!r}")
         self.stationary = bool(stationary)
         self.prop_decrease = float(prop_decrease)
         self.backend = backend
@@ -94,19 +91,18 @@ class SpectralGate(RawDefense):
         return out
 
 
-@DEFENSES.register("video-temporal-median", modality="video")
+@DEFENSES.register("video-temporal-median")
 class TemporalMedian(RawDefense):
     """Per-pixel median over a sliding window of ``window`` frames (odd; edges use a shorter
     window). Removes single-frame glitches, flicker and per-frame sensor noise."""
 
-    name = "video-temporal-median"
     raw_field = "frames"
 
-    def __init__(self, modality: str = "video", window: int = 3, extractor: dict[str, Any] | str | None = None,
+    def __init__(self, modality: str = "video", window: PositiveInt = 3, extractor: dict[str, Any] | str | None = None,
                  device: str = "auto") -> None:
         super().__init__(modality, extractor=extractor, device=device)
-        if int(window) < 1 or int(window) % 2 == 0:
-            raise ValueError(f"video-temporal-median: window must be an odd int >= 1, got {window!r}")
+        if int(window) % 2 == 0:
+            raise ValueError(f"video-temporal-median: window must be odd (a centred median), got {window!r}")
         self.window = int(window)
 
     def clean(self, utts):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from corruptions.schedules import check_schedule, gate, snr_for
+from corruptions.schedules import Schedule, check_schedule, gate, snr_for
 from harness.corruption import Corruption, SeverityTable
 from harness.data.types import Utterance
 from harness.registry import CORRUPTIONS
@@ -30,7 +30,7 @@ class FeatureCorruption(Corruption):
         return utt.features[self.modality]
 
 
-@CORRUPTIONS.register("feature-gaussian", level="features", parameter="snr_db")
+@CORRUPTIONS.register("feature-gaussian")
 class FeatureGaussian(FeatureCorruption):
     """Additive Gaussian noise on one modality's features at a feature SNR (dB).
 
@@ -40,10 +40,10 @@ class FeatureGaussian(FeatureCorruption):
     spikes along ``T`` (same total noise energy) or lowers the SNR through the dialogue.
     """
 
-    name = "feature-gaussian"
+    title = "Feature noise"
     table = SeverityTable("snr_db", "dB", (float("inf"), 20.0, 10.0, 5.0, 0.0, -5.0), harsher="decreasing")
 
-    def __init__(self, modality: str = "audio", schedule: str = "stationary") -> None:
+    def __init__(self, modality: str = "audio", schedule: Schedule = "stationary") -> None:
         super().__init__(modality)
         self.schedule = check_schedule(schedule, self.name)
 
@@ -74,11 +74,11 @@ def _spans(n: int, fraction: float, rng: np.random.Generator, max_span: int) -> 
     return m
 
 
-@CORRUPTIONS.register("feature-temporal-mask", level="features", parameter="masked_fraction")
+@CORRUPTIONS.register("feature-temporal-mask")
 class FeatureTemporalMask(FeatureCorruption):
     """Zero out contiguous spans of frames covering a fraction of the sequence (SpecAugment-like)."""
 
-    name = "feature-temporal-mask"
+    title = "Masked spans"
     table = SeverityTable("masked_fraction", "of frames", (0.0, 0.1, 0.2, 0.3, 0.5, 0.7))
 
     def __init__(self, modality: str = "audio") -> None:
@@ -92,12 +92,12 @@ class FeatureTemporalMask(FeatureCorruption):
         return utt.with_features({self.modality: y})
 
 
-@CORRUPTIONS.register("feature-frame-drop", level="features", parameter="drop_rate")
+@CORRUPTIONS.register("feature-frame-drop")
 class FeatureFrameDrop(FeatureCorruption):
     """Each frame is lost with probability ``drop_rate`` and replaced by the last kept frame
     (what a decoder shows), so ``T`` is kept; a lost first frame is replaced by zeros."""
 
-    name = "feature-frame-drop"
+    title = "Dropped frames"
     table = SeverityTable("drop_rate", "probability", (0.0, 0.1, 0.2, 0.3, 0.5, 0.7))
 
     def __init__(self, modality: str = "audio") -> None:
@@ -113,15 +113,21 @@ class FeatureFrameDrop(FeatureCorruption):
         return utt.with_features({self.modality: y})
 
 
-@CORRUPTIONS.register("feature-missing", level="features", parameter="missing_rate")
+@CORRUPTIONS.register("feature-missing")
 class FeatureMissing(FeatureCorruption):
     """Whole-modality removal: with probability ``missing_rate`` an utterance's features are zeroed."""
 
-    name = "feature-missing"
+    title = "Missing modality"
     table = SeverityTable("missing_rate", "probability", (0.0, 0.1, 0.2, 0.3, 0.5, 0.7))
 
     def __init__(self, modality: str = "audio") -> None:
         super().__init__(modality)
+
+    @classmethod
+    def display_title(cls, label, options=None):
+        """``Missing audio`` (the modality it removes) when the entry names its modality."""
+        modality = (options or {}).get("modality")
+        return f"Missing {modality}" if modality else super().display_title(label, options)
 
     def corrupt_utterance(self, utt, severity, rng, position=0.0):
         x = self._check(utt)
@@ -130,13 +136,13 @@ class FeatureMissing(FeatureCorruption):
         return utt
 
 
-@CORRUPTIONS.register("feature-shift", level="features", parameter="shift_fraction")
+@CORRUPTIONS.register("feature-shift")
 class FeatureShift(FeatureCorruption):
     """Temporal misalignment: the modality is delayed by ``round(shift_fraction * T)`` frames
     (the first frame repeats at the start, the end is cut). Utterance-level vectors (``T = 1``)
     are unchanged."""
 
-    name = "feature-shift"
+    title = "Misalignment"
     table = SeverityTable("shift_fraction", "of frames", (0.0, 0.05, 0.1, 0.2, 0.3, 0.5))
 
     def __init__(self, modality: str = "audio") -> None:

@@ -17,9 +17,13 @@ for every schedule except ``rising``, whose achieved SNR is :func:`snr_for`.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import numpy as np
 
-SCHEDULES = ("stationary", "bursts", "spikes", "rising")
+Schedule = Literal["stationary", "bursts", "spikes", "rising"]
+"""The ``schedule`` option of every additive corruption (its declared choices)."""
+SCHEDULES: tuple[str, ...] = get_args(Schedule)
 RISE_DB = 15.0
 
 

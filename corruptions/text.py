@@ -69,23 +69,23 @@ class TextCorruption(RawCorruption):
                 for u, r in zip(utts, rngs)]
 
 
-@CORRUPTIONS.register("text-deletion", level="raw", modality="text", parameter="word_rate")
+@CORRUPTIONS.register("text-deletion")
 class WordDeletion(TextCorruption):
     """Word deletion: each word is dropped with probability ``word_rate``."""
 
-    name = "text-deletion"
+    title = "Deleted words"
 
     def corrupt_words(self, words, rate, rng):
         hit = rng.random(len(words)) < rate
         return [w for w, h in zip(words, hit) if not h]
 
 
-@CORRUPTIONS.register("text-substitution", level="raw", modality="text", parameter="word_rate")
+@CORRUPTIONS.register("text-substitution")
 class WordSubstitution(TextCorruption):
     """Word substitution: each word is replaced, with probability ``word_rate``, by a random
     common English word."""
 
-    name = "text-substitution"
+    title = "Substituted words"
 
     def corrupt_words(self, words, rate, rng):
         hit = rng.random(len(words)) < rate
@@ -93,12 +93,12 @@ class WordSubstitution(TextCorruption):
         return [str(s) if h else w for w, h, s in zip(words, hit, subs)]
 
 
-@CORRUPTIONS.register("text-asr", level="raw", modality="text", parameter="word_rate")
+@CORRUPTIONS.register("text-asr")
 class AsrConfusion(TextCorruption):
     """ASR-like errors: each word, with probability ``word_rate``, is confused with a homophone
     (their/there, four/for...), mangled by a letter slip, or (1 in 5 hits) deleted."""
 
-    name = "text-asr"
+    title = "ASR errors"
 
     def corrupt_words(self, words, rate, rng):
         out = []

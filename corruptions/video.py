@@ -66,13 +66,13 @@ class AlbumentationsCorruption(VideoCorruption):
         return np.asarray(compose(images=frames)["images"], dtype=np.uint8)
 
 
-def _register(name: str, table: SeverityTable, doc: str, make, per_frame: bool = False):
+def _register(name: str, title: str, table: SeverityTable, doc: str, make, per_frame: bool = False):
     cls = type(name.replace("-", "_"), (AlbumentationsCorruption,), {
-        "__doc__": doc, "name": name, "table": table, "per_frame": per_frame,
+        "__doc__": doc, "title": title, "table": table, "per_frame": per_frame,
         "transform": lambda self, s, frames: make(self.table[s], frames),
         "__module__": __name__,
     })
-    CORRUPTIONS.register(name, level="raw", modality="video", parameter=table.parameter)(cls)
+    CORRUPTIONS.register(name)(cls)
     globals()[cls.__name__] = cls
     return cls
 
@@ -88,42 +88,42 @@ def _A():
     return A
 
 
-_register("video-gaussian-blur", SeverityTable("sigma", "px", (0.0, 0.6, 1.0, 1.5, 2.2, 3.0)),
+_register("video-gaussian-blur", "Blur", SeverityTable("sigma", "px", (0.0, 0.6, 1.0, 1.5, 2.2, 3.0)),
           "Gaussian blur of every frame (sigma in pixels).",
           lambda v, f: _A().GaussianBlur(blur_limit=(_odd(6 * v + 1),) * 2, sigma_limit=(v, v), p=1.0))
-_register("video-motion-blur", SeverityTable("kernel", "px", (0.0, 3.0, 5.0, 9.0, 15.0, 21.0)),
+_register("video-motion-blur", "Motion blur", SeverityTable("kernel", "px", (0.0, 3.0, 5.0, 9.0, 15.0, 21.0)),
           "Motion blur along one random direction per clip (kernel length in pixels).",
           lambda v, f: _A().MotionBlur(blur_limit=(int(v), int(v)), allow_shifted=False, p=1.0))
-_register("video-noise", SeverityTable("noise_std", "of range", (0.0, 0.04, 0.08, 0.12, 0.18, 0.26)),
+_register("video-noise", "Sensor noise", SeverityTable("noise_std", "of range", (0.0, 0.04, 0.08, 0.12, 0.18, 0.26)),
           "Sensor noise: additive Gaussian noise (std as a fraction of 255), new noise every frame.",
           lambda v, f: _A().GaussNoise(std_range=(v, v), per_channel=True, p=1.0), per_frame=True)
-_register("video-jpeg", SeverityTable("jpeg_quality", "", (100.0, 60.0, 35.0, 20.0, 10.0, 5.0), harsher="decreasing"),
+_register("video-jpeg", "JPEG compression", SeverityTable("jpeg_quality", "", (100.0, 60.0, 35.0, 20.0, 10.0, 5.0), harsher="decreasing"),
           "JPEG compression at a quality.",
           lambda v, f: _A().ImageCompression(compression_type="jpeg", quality_range=(int(v), int(v)), p=1.0))
-_register("video-low-light", SeverityTable("brightness_shift", "of range", (0.0, -0.15, -0.3, -0.45, -0.6, -0.75),
+_register("video-low-light", "Low light", SeverityTable("brightness_shift", "of range", (0.0, -0.15, -0.3, -0.45, -0.6, -0.75),
                                            harsher="decreasing"),
           "Low light: brightness lowered by a fraction of the range (with contrast lowered alike).",
           lambda v, f: _A().RandomBrightnessContrast(brightness_limit=(v, v), contrast_limit=(v / 2, v / 2), p=1.0))
-_register("video-contrast", SeverityTable("contrast_shift", "", (0.0, -0.2, -0.4, -0.55, -0.7, -0.85),
+_register("video-contrast", "Low contrast", SeverityTable("contrast_shift", "", (0.0, -0.2, -0.4, -0.55, -0.7, -0.85),
                                           harsher="decreasing"),
           "Contrast loss towards the mean grey level.",
           lambda v, f: _A().RandomBrightnessContrast(brightness_limit=(0.0, 0.0), contrast_limit=(v, v), p=1.0))
-_register("video-occlusion", SeverityTable("occluded_side", "of frame side", (0.0, 0.15, 0.25, 0.35, 0.45, 0.6)),
+_register("video-occlusion", "Occlusion", SeverityTable("occluded_side", "of frame side", (0.0, 0.15, 0.25, 0.35, 0.45, 0.6)),
           "Occlusion: one black square (side a fraction of the frame) at the same place in every frame.",
           lambda v, f: _A().CoarseDropout(num_holes_range=(1, 1), hole_height_range=(v, v), hole_width_range=(v, v),
                                           fill=0, p=1.0))
-_register("video-downscale", SeverityTable("scale", "", (1.0, 0.75, 0.5, 0.35, 0.25, 0.15), harsher="decreasing"),
+_register("video-downscale", "Low resolution", SeverityTable("scale", "", (1.0, 0.75, 0.5, 0.35, 0.25, 0.15), harsher="decreasing"),
           "Down-scaling (area) then up-scaling (bilinear), i.e. lost resolution.",
           lambda v, f: _A().Downscale(scale_range=(v, v), interpolation_pair={"downscale": 3, "upscale": 1}, p=1.0))
 
 
-@CORRUPTIONS.register("video-fog", level="raw", modality="video", parameter="fog_density")
+@CORRUPTIONS.register("video-fog")
 class Fog(VideoCorruption):
     """Fog: every frame blended towards a light grey haze whose density (a smooth random map,
     the same for the whole clip) averages ``fog_density``. (albumentations' RandomFog is not
     monotone in its coefficient on small frames, so the haze is made here.)"""
 
-    name = "video-fog"
+    title = "Fog"
     table = SeverityTable("fog_density", "", (0.0, 0.15, 0.3, 0.45, 0.6, 0.75))
 
     def corrupt_clip(self, frames, severity, rng):
@@ -136,12 +136,12 @@ class Fog(VideoCorruption):
         return np.clip(frames.astype(np.float32) * (1 - t) + 215.0 * t + 0.5, 0, 255).astype(np.uint8)
 
 
-@CORRUPTIONS.register("video-frame-drop", level="raw", modality="video", parameter="drop_rate")
+@CORRUPTIONS.register("video-frame-drop")
 class FrameDrop(VideoCorruption):
     """Dropped frames: each frame is lost with probability ``drop_rate`` and the previous kept
     frame is shown instead (a lost first frame is black). The frame count is kept."""
 
-    name = "video-frame-drop"
+    title = "Dropped video frames"
     table = SeverityTable("drop_rate", "probability", (0.0, 0.1, 0.2, 0.35, 0.5, 0.7))
 
     def corrupt_clip(self, frames, severity, rng):
@@ -152,11 +152,11 @@ class FrameDrop(VideoCorruption):
         return out
 
 
-@CORRUPTIONS.register("video-freeze", level="raw", modality="video", parameter="frozen_fraction")
+@CORRUPTIONS.register("video-freeze")
 class FrameFreeze(VideoCorruption):
     """Frozen video: from a random start, a run of frames repeats the start frame."""
 
-    name = "video-freeze"
+    title = "Frozen video"
     table = SeverityTable("frozen_fraction", "of frames", (0.0, 0.15, 0.3, 0.45, 0.6, 0.8))
 
     def corrupt_clip(self, frames, severity, rng):
@@ -168,12 +168,12 @@ class FrameFreeze(VideoCorruption):
         return out
 
 
-@CORRUPTIONS.register("video-glitch", level="raw", modality="video", parameter="glitch_rate")
+@CORRUPTIONS.register("video-glitch")
 class GlitchBurst(VideoCorruption):
     """Glitch bursts: each frame is hit with probability ``glitch_rate``; a hit frame gets
     horizontal bands shifted sideways and one band replaced by random colour blocks."""
 
-    name = "video-glitch"
+    title = "Glitches"
     table = SeverityTable("glitch_rate", "probability", (0.0, 0.1, 0.2, 0.35, 0.5, 0.7))
 
     def corrupt_clip(self, frames, severity, rng):

@@ -19,9 +19,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from harness.data.types import Dialogue, Utterance
+from harness.data.types import MODALITIES, Dialogue, Utterance
+from harness.errors import RegistryError
 
 MAX_SEVERITY = 5
+
+RAW_FIELD_MODALITY = {"waveform": "audio", "frames": "video", "transcript": "text"}
+"""The modality whose raw media a raw-level corruption's ``raw_field`` holds."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,35 @@ def check_severity(severity: Any) -> int:
     return int(severity)
 
 
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def registered_facts(name: str, cls: type[Corruption], metadata: dict[str, Any]) -> dict[str, Any]:
+    """The registry's check of a corruption or defence class registered as ``name``: its facts
+    come from the class, and registry metadata that restates one must agree.
+
+    A class that does not set ``name`` itself gets ``name`` (the name seeds the paired stream,
+    so an inherited one would share another corruption's noise); one that sets another name is
+    refused, as is metadata ``level``, ``parameter`` or ``modality`` that differs from the
+    class's. Returns the metadata with those facts filled in from the class, and the
+    ``modalities`` its ``modality`` option may take (:meth:`Corruption.modalities`).
+    """
+    if "name" not in vars(cls) or not cls.name:
+        cls.name = name
+    table = getattr(cls, "table", None)
+    own = cls.modalities()
+    facts = {"level": cls.level, "parameter": table.parameter if table is not None else None,
+             "modality": own[0] if len(own) == 1 else None}
+    problems = [f"its class {cls.__qualname__} sets name = {cls.name!r}"] if cls.name != name else []
+    problems += [f"metadata {key}={metadata[key]!r} but the class says {value!r}"
+                 for key, value in facts.items() if key in metadata and metadata[key] != value]
+    if problems:
+        raise RegistryError(f"{name!r} cannot be registered: {'; '.join(problems)} (the class attributes are the "
+                            f"one home of these facts; leave them out of the metadata)")
+    return {**metadata, **{k: v for k, v in facts.items() if v is not None}, "modalities": list(own)}
+
+
 def utterance_rng(seed: int, *keys: object) -> np.random.Generator:
     """A generator that depends only on ``seed`` and ``keys`` (name, severity, uid...)."""
     text = "|".join([str(int(seed)), *map(str, keys)])
@@ -94,15 +127,53 @@ def dialogue_position(index: int, n_utterances: int) -> float:
 
 
 class Corruption:
-    """Base class. Subclasses set ``name``, ``level`` (``"features"`` or ``"raw"``), ``table``
-    and implement :meth:`corrupt_utterance`; vectorised ones may override :meth:`__call__`."""
+    """Base class. Subclasses set ``level`` (``"features"`` or ``"raw"``), ``table`` and
+    ``title`` and implement :meth:`corrupt_utterance`; vectorised ones may override
+    :meth:`__call__`. ``name`` is the registered name: registration sets it (or checks it,
+    when the class sets its own), and it seeds the paired-corruption stream (:meth:`rng_for`).
+    These class attributes are the one home of a corruption's facts: registration reads its
+    level, parameter and modality from them (:func:`registered_facts`)."""
 
     name: ClassVar[str] = ""
     level: ClassVar[str] = "features"
     table: ClassVar[SeverityTable]
+    title: ClassVar[str] = ""
+    """The corruption in words, as figures and tables name it (e.g. ``"White noise"``); stored
+    with every result row (:meth:`display_title`). Empty: the label in words."""
 
     def __init__(self, modality: str) -> None:
+        own = self.modalities()
+        if modality not in own:
+            what = f"{own[0]!r} (its raw media are {own[0]})" if len(own) == 1 else f"one of {', '.join(map(repr, own))}"
+            raise ValueError(f"{self.name}: modality must be {what}, got {modality!r}")
         self.modality = modality
+
+    @classmethod
+    def modalities(cls) -> tuple[str, ...]:
+        """The modalities this corruption may be given: a raw-media corruption's is the one its
+        raw field holds (waveforms are audio); a feature corruption takes any."""
+        field = getattr(cls, "raw_field", "")
+        if cls.level == "raw" and field in RAW_FIELD_MODALITY:
+            return (RAW_FIELD_MODALITY[field],)
+        return tuple(MODALITIES)
+
+    @classmethod
+    def display_title(cls, label: str, options: dict[str, Any] | None = None) -> str:
+        """How figures and tables name a sweep entry of this corruption labelled ``label`` with
+        ``options``: ``audio-white`` -> ``White noise (audio)``, ``audio-white (spikes)`` ->
+        ``White noise (audio), spikes``; a label that does not start with the name is its own
+        title (``my noise`` -> ``My noise``), as is every label of a corruption without a title."""
+        if not cls.title:
+            return _capitalised(label.replace("-", " ").replace("_", " "))
+        own = cls.modalities()
+        modality = own[0] if len(own) == 1 else (options or {}).get("modality")
+        words = f"{cls.title} ({modality})" if modality else cls.title
+        if label == cls.name:
+            return words
+        if not label.startswith(cls.name):
+            return _capitalised(label.strip("()").strip())
+        extra = label[len(cls.name):].strip().strip("()").strip()
+        return f"{words}, {extra}" if extra else words
 
     def config(self) -> dict[str, Any]:
         """Name and constructor parameters (used in cache keys and stored provenance)."""

@@ -1,8 +1,6 @@
-"""Architecture summary of a model: parameters per block and FLOPs per utterance."""
+"""FLOPs per utterance of a model, on a random dialogue of its data spec."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -36,18 +34,3 @@ def flops_per_utterance(model: BenchModel, spec: DataSpec, n_utts: int = 10, fra
     with torch.inference_mode(), counter:
         model(batch)
     return counter.get_total_flops() / n_utts
-
-
-def describe_model(model: BenchModel, spec: DataSpec) -> dict[str, Any]:
-    blocks = [{"name": name, "type": type(child).__name__, "params": sum(p.numel() for p in child.parameters())}
-              for name, child in model.named_children()]
-    return {
-        "model": type(model).__name__,
-        "level": model.level,
-        "pooling": model.pooling if model.level == "dialogue" else None,
-        "spec": spec.to_dict(),
-        "params": model.num_parameters(),
-        "trainable_params": model.num_parameters(trainable_only=True),
-        "flops_per_utterance": flops_per_utterance(model, spec),
-        "blocks": blocks,
-    }

@@ -18,3 +18,12 @@ class PresetError(RegistryError, ValueError):
 
     A :class:`RegistryError` (like an unknown name or option) and a ``ValueError`` (bad value).
     """
+
+
+class OptionError(RegistryError, ValueError):
+    """An option value that its plugin's declaration refuses (wrong type, not one of the choices,
+    outside the declared range): a :class:`RegistryError` and a ``ValueError`` (bad value)."""
+
+
+class DataError(ValueError):
+    """A dataset file is malformed; the message names the file, the key and the item."""

@@ -7,8 +7,6 @@ model uses live in that model's own file.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -40,43 +38,6 @@ class SequenceEncoder(nn.Module):
 def mlp(in_dim: int, hidden: int, out_dim: int, dropout: float = 0.0) -> nn.Sequential:
     """Two-layer perceptron with GELU and dropout."""
     return nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim))
-
-
-def sinusoidal_positions(length: int, dim: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """Fixed sinusoidal position encodings (Vaswani et al. 2017): ``[length, dim]``."""
-    pos = torch.arange(length, device=device, dtype=torch.float32).unsqueeze(1)
-    half = (dim + 1) // 2
-    freq = torch.exp(-math.log(10000.0) * torch.arange(half, device=device, dtype=torch.float32) / max(half, 1))
-    ang = pos * freq[None, :]
-    pe = torch.cat([torch.sin(ang), torch.cos(ang)], dim=1)[:, :dim]
-    return pe.to(dtype)
-
-
-class CrossAttentionLayer(nn.Module):
-    """One pre-LayerNorm transformer layer whose queries come from ``x`` and keys/values from
-    ``source`` (self-attention when ``source is x``): ``[B, Tq, d]``, ``[B, Tk, d]`` -> ``[B, Tq, d]``.
-
-    ``key_padding`` is bool ``[B, Tk]`` with True at *padding* keys (torch convention); every
-    row must have at least one real key.
-    """
-
-    def __init__(self, dim: int, heads: int, dropout: float = 0.0, ff_mult: int = 4) -> None:
-        super().__init__()
-        if dim % heads:
-            raise ValueError(f"hidden size {dim} must be divisible by the number of heads {heads}")
-        self.norm_q = nn.LayerNorm(dim)
-        self.norm_kv = nn.LayerNorm(dim)
-        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
-        self.norm_ff = nn.LayerNorm(dim)
-        self.ff = nn.Sequential(nn.Linear(dim, ff_mult * dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_mult * dim, dim))
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor, source: torch.Tensor, key_padding: torch.Tensor) -> torch.Tensor:
-        q = self.norm_q(x)
-        kv = self.norm_kv(source)
-        a, _ = self.attn(q, kv, kv, key_padding_mask=key_padding, need_weights=False)
-        x = x + self.dropout(a)
-        return x + self.dropout(self.ff(self.norm_ff(x)))
 
 
 def dialogue_lengths(mask: torch.Tensor) -> torch.Tensor:
@@ -213,12 +174,11 @@ def tfn_subnets(model: str, dims: dict[str, int], text_hidden: int, text_out: in
     :class:`LastStateLSTMSubnet` of width ``text_hidden`` to ``text_out``, for the others a
     :class:`FrameMeanSubnet` of width ``<modality>_hidden``; each modality's dropout falls back to
     ``dropout``. Returns the subnets (keyed by modality, in ``dims`` order) and each one's output
-    width; errors name ``model`` and the bad option."""
+    width; errors name ``model``. The sizes and rates are the models' declared options
+    (:mod:`harness.options`), checked where the models are created."""
     hidden = modality_sizes(model, dims, text_hidden=text_hidden, audio_hidden=audio_hidden,
                             video_hidden=video_hidden)
-    if text_out < 1:
-        raise ValueError(f"{model}: text_out must be >= 1, got {text_out}")
-    drops = {m: option_or(p, dropout, f"{m}_dropout", model)
+    drops = {m: option_or(p, dropout)
              for m, p in (("audio", audio_dropout), ("video", video_dropout), ("text", text_dropout))}
     subnets = nn.ModuleDict({
         m: LastStateLSTMSubnet(d, hidden[m], text_out, drops.get(m, dropout)) if m == "text"
@@ -230,14 +190,12 @@ def tfn_subnets(model: str, dims: dict[str, int], text_hidden: int, text_out: in
 
 def modality_sizes(model: str, dims: dict[str, int], **sizes: int) -> dict[str, int]:
     """Per-modality sizes from options named ``<modality>_<what>`` (``text_hidden=...``):
-    ``{modality: size}`` for the modalities in ``dims``; a clear error for a missing or bad one."""
+    ``{modality: size}`` for the modalities in ``dims``; a clear error for a modality without one."""
     out = {}
     for m in dims:
         key = next((k for k in sizes if k.startswith(f"{m}_")), None)
         if key is None:
             raise ValueError(f"{model}: no size option for modality {m!r}; it takes {sorted(sizes)}")
-        if int(sizes[key]) < 1:
-            raise ValueError(f"{model}: {key} must be >= 1, got {sizes[key]}")
         out[m] = int(sizes[key])
     return out
 
@@ -247,12 +205,9 @@ def reference_order(modalities: list[str] | tuple[str, ...], order: tuple[str, .
     return [m for m in order if m in modalities] + [m for m in modalities if m not in order]
 
 
-def option_or(value: float | None, default: float, name: str, model: str) -> float:
+def option_or(value: float | None, default: float) -> float:
     """A dropout option that falls back to the model-wide ``dropout`` when left ``None``."""
-    p = default if value is None else float(value)
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"{model}: {name} must be in [0, 1), got {p}")
-    return p
+    return default if value is None else float(value)
 
 
 # ---------------------------------------------------------------------------------------------

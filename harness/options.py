@@ -1,60 +1,49 @@
-"""A plugin's options as data: name, type, default and allowed values.
+"""A plugin's options as data, read from its signature, and the one check of option values.
 
-``mcer-bench describe`` prints them and the sweep config checks option values against them
-before anything runs. Everything is read from the plugin itself, never from a list kept
-elsewhere:
+A plugin declares each option in its constructor's (or factory's) signature, where a reader can
+see it without running or parsing anything:
 
-* the **type** is the constructor's (or factory's) annotation, else the default's type;
-* the **default** is the signature's default (an option without one is required);
-* the **allowed values** come, in this order, from the registry metadata ``choices``
-  (``{option: [values]}``), a ``Literal[...]`` annotation, or the plugin's own check
-  ``if option not in CONSTANT: raise ...`` where ``CONSTANT`` is a tuple, list, set or dict
-  of literals. That check is found in the constructor and in the functions and classes the
-  constructor hands the option to (``super().__init__`` included), up to three calls deep,
-  by reading their source; a check written any other way is not found, and the option then
-  shows no allowed values (the plugin still checks it when it is built).
-* a corruption's or defence's ``modality`` is one of the data modalities; for a raw-media
-  corruption it is the one modality of its raw field (waveforms are audio).
+* the **type** is the annotation: ``int``, ``float``, ``str``, ``bool``, ``X | None``,
+  ``tuple[float, ...]``, ``list[str]``, ``dict[str, Any]``, ``Path``...;
+* the **choices** are a ``Literal[...]`` annotation (``Literal["l1", "mse"]``, or
+  ``Literal["a", "b"] | None``);
+* a **numeric limit** is ``Annotated[<type>, Range(...)]``: ``Annotated[float, Range(0, 1,
+  high_open=True)]`` is a value in [0, 1). The common ones have names here
+  (:data:`DropoutRate`, :data:`PositiveInt`, ...), so a limit is written once;
+* the **default** is the signature's default (an option without one is required).
+
+:func:`option_specs` turns that into :class:`OptionSpec` records and :func:`option_problems`
+checks values against them. Both serve every consumer: the sweep config's validation,
+``mcer-bench describe`` (which prints the ranges) and :meth:`harness.registry.Registry.create`,
+which refuses a bad value before the plugin is built.
+
+Third-party plugins written before this contract keep working: an option that declares no
+choices gets, as a fallback, the values of the plugin's own check ``if option not in CONSTANT:
+raise ...``, found by reading the plugin's source (:mod:`harness.option_source`). Registry metadata
+``choices={option: [values]}`` declares choices as well. Limits that are not declared are the
+plugin's own business: its checks run when it is built. A corruption's or defence's
+``modality`` takes the values its class allows (:meth:`harness.corruption.Corruption.modalities`,
+which registration records as the entry's ``modalities`` metadata).
 """
 
 from __future__ import annotations
 
-import ast
+import collections.abc as abc
 import functools
 import inspect
-import textwrap
+import numbers
+import os
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from pathlib import PurePath
+from typing import Annotated, Any, Literal, Union
 
-from harness.registry import Entry, accepted_options
+from harness.errors import OptionError
 
-RAW_FIELD_MODALITY = {"waveform": "audio", "frames": "video", "transcript": "text"}
-"""The modality whose raw media a raw-level corruption's ``raw_field`` holds."""
-
-_MAX_DEPTH = 3
 _PLAIN_CONSTANTS = (str, int, float, bool, type(None))
-
-
-@dataclass(frozen=True)
-class OptionSpec:
-    """One option of a plugin. ``default`` is :data:`REQUIRED` for a required option;
-    ``allowed`` is ``None`` when the values are not enumerable."""
-
-    name: str
-    type: str
-    default: Any
-    allowed: tuple[Any, ...] | None = None
-
-    @property
-    def required(self) -> bool:
-        return self.default is REQUIRED
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "required": self.required,
-                "default": None if self.required else _jsonable(self.default),
-                "allowed": None if self.allowed is None else [_jsonable(v) for v in self.allowed]}
+_EMPTY = inspect.Parameter.empty
 
 
 @dataclass(frozen=True)
@@ -83,6 +72,25 @@ class Range:
             return f"must lie in {self}"
         return None
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"low": self.low, "high": self.high, "low_open": self.low_open, "high_open": self.high_open}
+
+
+DropoutRate = Annotated[float, Range(0, 1, high_open=True)]
+"""A dropout probability, in [0, 1): at 1 every activation would be zeroed (nothing trains) and
+the inverted-dropout scale 1 / (1 - p) would not exist. Every model's dropout options use it."""
+PositiveInt = Annotated[int, Range(1)]
+"""A width, a count of layers, heads or items: at least 1."""
+NonNegativeInt = Annotated[int, Range(0)]
+PositiveFloat = Annotated[float, Range(0, low_open=True)]
+"""A duration, a temperature, a rate: greater than 0."""
+NonNegativeFloat = Annotated[float, Range(0)]
+"""A loss weight or a margin: 0 or more."""
+UnitInterval = Annotated[float, Range(0, 1)]
+"""A proportion or a mixing weight, in [0, 1]."""
+DataPath = str | os.PathLike
+"""A file or folder option: a string (as a sweep file gives it) or a path object."""
+
 
 class _Required:
     def __repr__(self) -> str:
@@ -92,75 +100,178 @@ class _Required:
 REQUIRED: Any = _Required()
 
 
-def option_specs(entry: Entry[Any], n_positional: int | None = None) -> list[OptionSpec]:
-    """Every option of ``entry`` in signature order (a model's ``spec`` argument skipped).
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option of a plugin. ``default`` is :data:`REQUIRED` for a required option;
+    ``allowed`` is ``None`` when the values are not enumerable, ``range`` when the option
+    declares no numeric limit. ``origin`` says where the allowed values come from:
+    ``"declared"`` (the annotation), ``"metadata"`` (registry ``choices``), ``"class"`` (a
+    corruption's modality) or ``"source"`` (the fallback that reads a plugin's own checks);
+    ``None`` when there are none."""
+
+    name: str
+    type: str
+    default: Any
+    allowed: tuple[Any, ...] | None = None
+    range: Range | None = None
+    origin: str | None = None
+    hint: Any = _EMPTY
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def problem(self, value: Any, declared_only: bool = False) -> str | None:
+        """Why ``value`` is not a valid value of this option (``None`` when it is): not one of
+        the allowed values, not of the declared type, or outside a declared range (also of a
+        tuple's or list's items). ``declared_only`` leaves out allowed values that the plugin
+        itself checks when it is built (read from its source, or a corruption's modality)."""
+        if self.allowed is not None and not (declared_only and self.origin in ("source", "class")):
+            return value_problem(self, value)
+        return _hint_problem(self.hint, value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type, "required": self.required,
+                "default": None if self.required else _jsonable(self.default),
+                "allowed": None if self.allowed is None else [_jsonable(v) for v in self.allowed],
+                "range": None if self.range is None else str(self.range),
+                "limits": None if self.range is None else self.range.to_dict()}
+
+
+def accepted_options(obj: Callable[..., Any], n_positional: int = 0) -> dict[str, inspect.Parameter] | None:
+    """Keyword parameters ``obj`` accepts after ``n_positional`` positional ones.
+
+    Returns ``None`` when ``obj`` takes ``**kwargs`` (anything goes).
+    """
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    sig = inspect.signature(target)
+    params = list(sig.parameters.values())
+    if inspect.isclass(obj) and params and params[0].name == "self":
+        params = params[1:]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    positional_kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    out: dict[str, inspect.Parameter] = {}
+    skipped = 0
+    for p in params:
+        if p.kind in positional_kinds and skipped < n_positional:
+            skipped += 1
+            continue
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
+            out[p.name] = p
+    return out
+
+
+def option_specs(entry: Any, n_positional: int | None = None) -> list[OptionSpec]:
+    """Every option of registry entry ``entry`` in signature order (a model's ``spec`` argument
+    skipped).
 
     ``n_positional`` defaults to 1 for models (their :class:`~harness.data.DataSpec`) and 0
     otherwise. A plugin taking ``**kwargs`` lists only its named parameters.
     """
     if n_positional is None:
         n_positional = 1 if entry.kind == "model" else 0
-    obj = entry.obj
+    choices = entry.metadata.get("choices") or {}
+    declared = tuple(sorted((k, tuple(v)) for k, v in choices.items()))
+    modalities = entry.metadata.get("modalities")
+    return list(_specs(entry.obj, n_positional, declared, tuple(modalities) if modalities else None))
+
+
+@functools.lru_cache(maxsize=1024)
+def _specs(obj: Any, n_positional: int, declared: tuple[tuple[str, tuple[Any, ...]], ...],
+           modalities: tuple[str, ...] | None) -> tuple[OptionSpec, ...]:
     params = accepted_options(obj, n_positional)
     if params is None:  # **kwargs: list the named parameters anyway
         target = obj.__init__ if inspect.isclass(obj) else obj
         params = {p.name: p for p in list(inspect.signature(target).parameters.values())[n_positional + inspect.isclass(obj):]
                   if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     hints = _hints(obj)
-    checked = found_choices(obj)
-    declared = entry.metadata.get("choices") or {}
+    metadata = dict(declared)
+    checked: dict[str, tuple[Any, ...]] | None = None
     out = []
     for name, p in params.items():
-        hint = hints.get(name, inspect.Parameter.empty)
-        allowed = declared.get(name)
+        hint = hints.get(name, _EMPTY)
+        if hint is _EMPTY and p.default is not _EMPTY and type(p.default) in _PLAIN_TYPES:
+            hint = type(p.default)  # an unannotated option: the type of its default
+        allowed, origin = metadata.get(name), "metadata"
         if allowed is None:
-            allowed = _literal_values(hint)
-        if allowed is None:
-            allowed = checked.get(name)
+            allowed, origin = _literal_values(hint), "declared"
         if allowed is None and name == "modality":
-            allowed = corruption_modalities(obj)
-        out.append(OptionSpec(name, _type_name(hint, p.default), REQUIRED if p.default is p.empty else p.default,
-                              tuple(allowed) if allowed is not None else None))
-    return out
+            allowed, origin = modalities, "class"
+        if allowed is None:
+            if checked is None:
+                from harness.option_source import found_choices  # the fallback, for undeclared options only
+
+                checked = found_choices(obj)
+            allowed, origin = checked.get(name), "source"
+        out.append(OptionSpec(name, _type_name(hint, p.default), REQUIRED if p.default is _EMPTY else p.default,
+                              tuple(allowed) if allowed is not None else None, _top_range(hint),
+                              origin if allowed is not None else None, hint))
+    return tuple(out)
 
 
-def corruption_modalities(obj: Any) -> tuple[str, ...] | None:
-    """The modalities a corruption or defence class may be given (``None`` for other plugins)."""
-    from harness.corruption import Corruption
-    from harness.data.types import MODALITIES
+def option_problems(entry: Any, options: dict[str, Any], n_positional: int | None = None,
+                    declared_only: bool = False) -> dict[str, str]:
+    """``option -> why its value is refused`` for every option of ``options`` whose value the
+    plugin's declaration refuses (:meth:`OptionSpec.problem`); unknown names are not checked
+    here (:func:`harness.registry.check_options` names them)."""
+    specs = {s.name: s for s in option_specs(entry, n_positional)}
+    return {k: why for k, v in options.items()
+            if k in specs and (why := specs[k].problem(v, declared_only)) is not None}
 
-    if not (inspect.isclass(obj) and issubclass(obj, Corruption)):
-        return None
-    field = getattr(obj, "raw_field", "")
-    if getattr(obj, "level", "") == "raw" and field in RAW_FIELD_MODALITY:
-        return (RAW_FIELD_MODALITY[field],)
-    return tuple(MODALITIES)
+
+def check_option_values(entry: Any, options: dict[str, Any], what: str, n_positional: int | None = None) -> None:
+    """Raise :class:`~harness.errors.OptionError` naming the first option whose value the plugin's
+    declaration refuses (its value and what is expected); used by ``Registry.create``. Values
+    that only the fallback reads (a plugin's own checks, a corruption's modality) are left to the
+    plugin, whose check then runs with its own message; a sweep's validation refuses them before
+    the run all the same."""
+    for key, why in option_problems(entry, options, n_positional, declared_only=True).items():
+        raise OptionError(f"{what} option {key!r} does not allow {options[key]!r}: {why}")
 
 
 def value_problem(spec: OptionSpec, value: Any) -> str | None:
     """Why ``value`` is not one of ``spec``'s allowed values (``None`` when it is, or when the
     option has no enumerable values)."""
-    if spec.allowed is None or any(value == a and type(value) is type(a) for a in spec.allowed) or (
-            isinstance(value, int) and not isinstance(value, bool) and any(
-                type(a) is float and value == a for a in spec.allowed)):
+    if spec.allowed is None or any(_same(value, a) for a in spec.allowed):
         return None
     return f"must be one of {', '.join(repr(a) for a in spec.allowed)}"
 
 
+def _same(value: Any, allowed: Any) -> bool:
+    """``value`` equals ``allowed`` as an option value: same type (1 is not True), except that
+    an int stands for the float of the same value."""
+    if isinstance(value, int) and not isinstance(value, bool) and type(allowed) is float:
+        return value == allowed
+    return value == allowed and type(value) is type(allowed)
+
+
 # ------------------------------------------------------------------------------ types
+
+_PLAIN_TYPES = (bool, int, float, str, dict, list, tuple)
+
 
 def _hints(obj: Any) -> dict[str, Any]:
     target = obj.__init__ if inspect.isclass(obj) else obj
     try:
-        return typing.get_type_hints(target)
+        return typing.get_type_hints(target, include_extras=True)
     except Exception:  # noqa: BLE001 - unresolvable annotations: types then come from defaults
         return {}
 
 
+def _union_args(hint: Any) -> tuple[Any, ...]:
+    return typing.get_args(hint) if typing.get_origin(hint) in (Union, types.UnionType) else (hint,)
+
+
+def _strip(hint: Any) -> Any:
+    """``T`` for ``Annotated[T, ...]``, else ``hint``."""
+    return typing.get_args(hint)[0] if typing.get_origin(hint) is Annotated else hint
+
+
 def _literal_values(hint: Any) -> tuple[Any, ...] | None:
-    args = typing.get_args(hint) if typing.get_origin(hint) in (Union, types.UnionType) else (hint,)
     values: list[Any] = []
-    for a in args:
+    for a in _union_args(_strip(hint)):
+        a = _strip(a)
         if typing.get_origin(a) is Literal:
             values += list(typing.get_args(a))
         elif a is type(None):
@@ -170,22 +281,131 @@ def _literal_values(hint: Any) -> tuple[Any, ...] | None:
     return tuple(values) if values else None
 
 
-def _type_name(hint: Any, default: Any) -> str:
-    if hint is inspect.Parameter.empty:
-        if default is inspect.Parameter.empty or default is None:
+def _top_range(hint: Any) -> Range | None:
+    """The :class:`Range` an option declares for its value (``Annotated[T, Range]``, also as
+    ``Annotated[T, Range] | None``); ``None`` when it declares none."""
+    for a in (hint, *_union_args(hint)):
+        if typing.get_origin(a) is Annotated:
+            found = [m for m in typing.get_args(a)[1:] if isinstance(m, Range)]
+            if found:
+                return found[0]
+    return None
+
+
+def _is_path_type(hint: Any) -> bool:
+    return inspect.isclass(hint) and (issubclass(hint, PurePath) or hint is os.PathLike)
+
+
+def _hint_problem(hint: Any, value: Any) -> str | None:
+    """Why ``value`` does not fit the annotation ``hint`` (type, literal values, ranges, also
+    of the items of a tuple, list or dict); ``None`` when it fits or when ``hint`` is a type
+    this check does not model (the plugin then checks the value itself)."""
+    origin = typing.get_origin(hint)
+    if origin is Annotated:
+        base, *marks = typing.get_args(hint)
+        why = _hint_problem(base, value)
+        for mark in marks if why is None else ():
+            why = mark.problem(value) if isinstance(mark, Range) else None
+            if why is not None:
+                break
+        return why
+    if origin in (Union, types.UnionType):
+        arms = typing.get_args(hint)
+        problems = [_hint_problem(a, value) for a in arms]
+        if any(p is None for p in problems):
+            return None
+        # an arm whose type fits but whose range, choices or items do not says why; else the types
+        fitting = [p for a, p in zip(arms, problems) if _shallow_fits(a, value)]
+        return fitting[0] if len(fitting) == 1 else f"expected {_type_name(hint, _EMPTY, top=False)}"
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        return None if any(_same(value, a) for a in allowed) else \
+            f"must be one of {', '.join(repr(a) for a in allowed)}"
+    if hint is _EMPTY or hint is Any or isinstance(hint, typing.TypeVar):
+        return None
+    if hint is None or hint is type(None):
+        return None if value is None else "expected None"
+    if hint is bool:
+        return None if isinstance(value, bool) else "expected bool"
+    if hint is int:
+        return None if isinstance(value, numbers.Integral) and not isinstance(value, bool) else "expected int"
+    if hint is float:
+        return None if isinstance(value, numbers.Real) and not isinstance(value, bool) else "expected float"
+    if hint is str:
+        return None if isinstance(value, str) else "expected str"
+    if _is_path_type(hint):
+        return None if isinstance(value, (str, os.PathLike)) else "expected a path (str)"
+    container = origin or hint
+    if container in (list, tuple, set, frozenset, abc.Sequence, abc.Collection, abc.Iterable):
+        return _items_problem(hint, value)
+    if container in (dict, abc.Mapping):
+        if not isinstance(value, abc.Mapping):
+            return f"expected {_type_name(hint, _EMPTY, top=False)}"
+        args = typing.get_args(hint)
+        for k, v in value.items() if len(args) == 2 else ():
+            why = _hint_problem(args[0], k) or _hint_problem(args[1], v)
+            if why is not None:
+                return f"key {k!r}: {why}"
+    return None
+
+
+def _shallow_fits(hint: Any, value: Any) -> bool:
+    """Whether ``value`` is of the kind ``hint`` names, its range, choices and items aside."""
+    hint = _strip(hint)
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return any(_same(value, a) or type(value) is type(a) for a in typing.get_args(hint))
+    container = origin or hint
+    if container in (list, tuple, set, frozenset, abc.Sequence, abc.Collection, abc.Iterable):
+        return isinstance(value, (list, tuple))
+    if container in (dict, abc.Mapping):
+        return isinstance(value, abc.Mapping)
+    return _hint_problem(hint, value) is None
+
+
+def _items_problem(hint: Any, value: Any) -> str | None:
+    """A tuple or list option: a sequence (a TOML array) whose items fit, of the declared length
+    for a fixed-length ``tuple[A, B, C]``."""
+    if not isinstance(value, (list, tuple)):
+        return f"expected {_type_name(hint, _EMPTY, top=False)}"
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is tuple and args and args[-1] is not Ellipsis:
+        if len(value) != len(args):
+            return f"expected {len(args)} items ({_type_name(hint, _EMPTY, top=False)}), got {len(value)}"
+        items = list(zip(args, value))
+    else:
+        items = [(args[0] if args else Any, v) for v in value]
+    for i, (item_hint, v) in enumerate(items):
+        why = _hint_problem(item_hint, v)
+        if why is not None:
+            return f"item {i}: {why}"
+    return None
+
+
+def _type_name(hint: Any, default: Any, top: bool = True) -> str:
+    """The type as ``describe`` prints it. A range of the option itself is shown apart
+    (:attr:`OptionSpec.range`); a range of a tuple's items is written into the type."""
+    if hint is _EMPTY:
+        if default is _EMPTY or default is None:
             return "any"
         return type(default).__name__
+    if typing.get_origin(hint) is Annotated:
+        base = _type_name(typing.get_args(hint)[0], _EMPTY, top)
+        rng = _top_range(hint)
+        return base if top or rng is None else f"{base} in {rng}"
     if typing.get_origin(hint) in (Union, types.UnionType):
-        return " | ".join(_type_name(a, inspect.Parameter.empty) for a in typing.get_args(hint))
+        return " | ".join(dict.fromkeys(_type_name(a, _EMPTY, top) for a in typing.get_args(hint)))
     if hint is type(None):
         return "None"
     if typing.get_origin(hint) is Literal:
         return "str" if all(isinstance(v, str) for v in typing.get_args(hint)) else "literal"
     if hint is Any:
         return "any"
+    if hint is os.PathLike:
+        return "path"
     origin = typing.get_origin(hint)
     if origin is not None:
-        args = ", ".join(_type_name(a, inspect.Parameter.empty) if a is not Ellipsis else "..."
+        args = ", ".join(_type_name(a, _EMPTY, top=False) if a is not Ellipsis else "..."
                          for a in typing.get_args(hint))
         return f"{getattr(origin, '__name__', str(origin))}[{args}]"
     return getattr(hint, "__name__", str(hint).replace("typing.", ""))
@@ -199,147 +419,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     return repr(value)
-
-
-# ------------------------------------------------------------------------------ checks in the source
-
-def found_choices(obj: Any) -> dict[str, tuple[Any, ...]]:
-    """``option -> allowed values`` read from ``if option not in CONSTANT`` checks in the
-    plugin's constructor (or factory) and the callables it passes the option to."""
-    target = obj.__init__ if inspect.isclass(obj) else obj
-    owner = obj if inspect.isclass(obj) else None
-    try:
-        params = list(inspect.signature(target).parameters)
-    except (TypeError, ValueError):
-        return {}
-    return {name: values for name in params if (values := _choices_of(target, owner, name, 0)) is not None}
-
-
-@functools.lru_cache(maxsize=512)
-def _function_ast(func: Any) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
-    try:
-        source = textwrap.dedent(inspect.getsource(func))
-    except (OSError, TypeError):
-        return None
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return None
-    node = tree.body[0] if tree.body else None
-    return node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
-
-
-def _choices_of(func: Any, owner: type | None, param: str, depth: int) -> tuple[Any, ...] | None:
-    node = _function_ast(func)
-    if node is None:
-        return None
-    scope = getattr(func, "__globals__", {})
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.If):
-            values = _not_in_check(sub.test, param, scope, owner)
-            if values is not None and any(isinstance(s, ast.Raise) for s in ast.walk(sub)):
-                return values
-    if depth >= _MAX_DEPTH:
-        return None
-    for sub in ast.walk(node):
-        if not isinstance(sub, ast.Call):
-            continue
-        callee, callee_owner = _resolve_callee(sub.func, scope, owner)
-        if callee is None:
-            continue
-        target_param = _parameter_receiving(sub, callee, param, bound=callee_owner is not None)
-        if target_param is None:
-            continue
-        values = _choices_of(callee, callee_owner, target_param, depth + 1)
-        if values is not None:
-            return values
-    return None
-
-
-def _not_in_check(test: ast.expr, param: str, scope: dict[str, Any], owner: type | None) -> tuple[Any, ...] | None:
-    if isinstance(test, ast.BoolOp):
-        for v in test.values:
-            found = _not_in_check(v, param, scope, owner)
-            if found is not None:
-                return found
-        return None
-    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.NotIn)
-            and isinstance(test.left, ast.Name) and test.left.id == param):
-        return None
-    return _constant_collection(test.comparators[0], scope, owner)
-
-
-def _constant_collection(node: ast.expr, scope: dict[str, Any], owner: type | None) -> tuple[Any, ...] | None:
-    value: Any
-    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
-        try:
-            value = ast.literal_eval(node)
-        except ValueError:
-            return None
-    elif isinstance(node, ast.Name):
-        value = scope.get(node.id, getattr(scope.get("__builtins__"), node.id, None))
-    elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
-          and owner is not None):
-        value = getattr(owner, node.attr, None)
-    else:
-        return None
-    if isinstance(value, dict):
-        value = tuple(value)
-    if isinstance(value, (set, frozenset)):
-        value = tuple(sorted(value, key=repr))
-    if isinstance(value, (tuple, list)) and value and all(isinstance(v, _PLAIN_CONSTANTS) for v in value):
-        return tuple(value)
-    return None
-
-
-def _resolve_callee(func: ast.expr, scope: dict[str, Any], owner: type | None) -> tuple[Any, type | None]:
-    """The function a call runs and, for a constructor or method, the class it belongs to."""
-    target: Any = None
-    if isinstance(func, ast.Name):
-        target = scope.get(func.id)
-    elif isinstance(func, ast.Attribute):
-        base = func.value
-        if (isinstance(base, ast.Call) and isinstance(base.func, ast.Name) and base.func.id == "super"
-                and owner is not None):
-            for klass in owner.__mro__[1:]:
-                if func.attr in vars(klass):
-                    fn = vars(klass)[func.attr]
-                    return (fn, klass) if inspect.isfunction(fn) else (None, None)
-            return None, None
-        if isinstance(base, ast.Name) and isinstance(scope.get(base.id), types.ModuleType):
-            target = getattr(scope[base.id], func.attr, None)
-    if inspect.isclass(target):
-        init = target.__dict__.get("__init__") or next(
-            (vars(k)["__init__"] for k in target.__mro__ if "__init__" in vars(k)), None)
-        if inspect.isfunction(init) and _is_project_code(init):
-            return init, target
-        return None, None
-    if inspect.isfunction(target) and _is_project_code(target):
-        return target, None
-    return None, None
-
-
-def _is_project_code(func: Any) -> bool:
-    """Only plugin and framework code is read, not the standard library or site packages."""
-    module = getattr(func, "__module__", "") or ""
-    return not (module.startswith(("torch", "numpy", "builtins")) or "site-packages" in (
-        getattr(getattr(func, "__code__", None), "co_filename", "") or ""))
-
-
-def _parameter_receiving(call: ast.Call, callee: Any, param: str, bound: bool) -> str | None:
-    """The parameter of ``callee`` that ``call`` passes the bare name ``param`` to."""
-    try:
-        names = list(inspect.signature(callee).parameters)
-    except (TypeError, ValueError):
-        return None
-    if bound and names and names[0] in ("self", "cls"):
-        names = names[1:]
-    for kw in call.keywords:
-        if kw.arg is not None and isinstance(kw.value, ast.Name) and kw.value.id == param:
-            return kw.arg
-    for i, arg in enumerate(call.args):
-        if isinstance(arg, ast.Starred):
-            return None
-        if isinstance(arg, ast.Name) and arg.id == param and i < len(names):
-            return names[i]
-    return None

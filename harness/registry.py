@@ -24,6 +24,7 @@ from typing import Any, Generic, TypeVar
 
 from harness.docstrings import first_sentence
 from harness.errors import RegistryError
+from harness.options import accepted_options, check_option_values
 from harness.presets import resolve_preset
 
 log = logging.getLogger(__name__)
@@ -267,11 +268,15 @@ class Registry(Generic[T]):
     ... class TextOnly: ...
     """
 
-    def __init__(self, kind: str, base: str | None = None) -> None:
+    def __init__(self, kind: str, base: str | None = None, facts: str | None = None) -> None:
         """``base``: ``"module:Class"`` every registered object must be a subclass of (checked at
-        registration, imported then, so creating a registry imports nothing)."""
+        registration, imported then, so creating a registry imports nothing). ``facts``:
+        ``"module:function"`` called as ``function(name, obj, metadata)`` at registration; it
+        returns the entry's metadata with the facts the object itself holds filled in, and
+        raises :class:`RegistryError` where the metadata contradicts them."""
         self.kind = kind
         self.base = base
+        self.facts = facts
         self._entries: dict[str, Entry[T]] = {}
 
     # -- registration -------------------------------------------------------------------
@@ -284,6 +289,7 @@ class Registry(Generic[T]):
 
         def decorator(obj: T) -> T:
             self._check_base(name, obj)
+            entry_metadata = self._with_facts(name, obj, metadata)
             existing = self._entries.get(name)
             if existing is not None and existing.obj is not obj:
                 # Re-importing the same module (e.g. importlib.reload) re-registers an
@@ -293,10 +299,16 @@ class Registry(Generic[T]):
                         f"{self.kind} {name!r} is already registered by {_qualname(existing.obj)}; "
                         f"{_qualname(obj)} cannot take the same name"
                     )
-            self._entries[name] = Entry(name=name, obj=obj, kind=self.kind, metadata=dict(metadata))
+            self._entries[name] = Entry(name=name, obj=obj, kind=self.kind, metadata=entry_metadata)
             return obj
 
         return decorator
+
+    def _with_facts(self, name: str, obj: Any, metadata: dict[str, Any]) -> dict[str, Any]:
+        if self.facts is None:
+            return dict(metadata)
+        module, _, attr = self.facts.partition(":")
+        return dict(getattr(importlib.import_module(module), attr)(name, obj, dict(metadata)))
 
     def _check_base(self, name: str, obj: Any) -> None:
         if self.base is None:
@@ -350,8 +362,10 @@ class Registry(Generic[T]):
         """Instantiate plugin ``name`` with positional ``args`` and keyword ``options``.
 
         Options the plugin does not accept are rejected before the call with an error naming
-        the option and the accepted ones (scikit-learn style), instead of a bare TypeError.
-        For a plugin with presets (:mod:`harness.presets`), ``preset=NAME`` applies that
+        the option and the accepted ones (scikit-learn style), instead of a bare TypeError, and
+        so is a value its declaration refuses (:mod:`harness.options`: type, choices, range),
+        with an :class:`~harness.errors.OptionError` naming the option, the value and what it
+        must be. For a plugin with presets (:mod:`harness.presets`), ``preset=NAME`` applies that
         preset's options (explicit options override them) after checking that the first
         positional argument, the :class:`~harness.data.DataSpec`, fits the preset.
         """
@@ -360,41 +374,22 @@ class Registry(Generic[T]):
             preset.check_spec(args[0], what=f"{self.kind} {name!r} preset {options_preset_name(entry, preset)!r}")
         return entry.obj(*args, **options)
 
-    def resolve(self, name: str, options: dict[str, Any], n_positional: int = 0) -> tuple[Entry[T], Any, dict[str, Any]]:
+    def resolve(self, name: str, options: dict[str, Any], n_positional: int = 0,
+                check_values: bool = True) -> tuple[Entry[T], Any, dict[str, Any]]:
         """``(entry, preset or None, effective options)`` for creating ``name`` with ``options``.
 
         Applies ``preset=NAME`` where the plugin declares presets, then checks the effective
-        options against the plugin's signature (:func:`check_options`).
+        options against the plugin's signature (:func:`check_options`) and, unless
+        ``check_values`` is false (the sweep config reports every bad value itself), their values
+        against its declaration (:func:`harness.options.check_option_values`).
         """
         entry = self.get(name)
         what = f"{self.kind} {name!r}"
         preset, effective = resolve_preset(entry, options, what)
         check_options(entry.obj, effective, what=what, n_positional=n_positional)
+        if check_values:
+            check_option_values(entry, effective, what, n_positional)
         return entry, preset, effective
-
-
-def accepted_options(obj: Callable[..., Any], n_positional: int = 0) -> dict[str, inspect.Parameter] | None:
-    """Keyword parameters ``obj`` accepts after ``n_positional`` positional ones.
-
-    Returns ``None`` when ``obj`` takes ``**kwargs`` (anything goes).
-    """
-    target = obj.__init__ if inspect.isclass(obj) else obj
-    sig = inspect.signature(target)
-    params = list(sig.parameters.values())
-    if inspect.isclass(obj) and params and params[0].name == "self":
-        params = params[1:]
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return None
-    positional_kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    out: dict[str, inspect.Parameter] = {}
-    skipped = 0
-    for p in params:
-        if p.kind in positional_kinds and skipped < n_positional:
-            skipped += 1
-            continue
-        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
-            out[p.name] = p
-    return out
 
 
 def check_options(obj: Callable[..., Any], options: dict[str, Any], what: str, n_positional: int = 0) -> None:
@@ -427,8 +422,10 @@ def _qualname(obj: Any) -> str:
 
 MODELS: Registry[Any] = Registry("model", base="harness.models:BenchModel")
 DATASETS: Registry[Any] = Registry("dataset")
-CORRUPTIONS: Registry[Any] = Registry("corruption", base="harness.corruption:Corruption")
-DEFENSES: Registry[Any] = Registry("defense", base="harness.corruption:Corruption")
+CORRUPTIONS: Registry[Any] = Registry("corruption", base="harness.corruption:Corruption",
+                                      facts="harness.corruption:registered_facts")
+DEFENSES: Registry[Any] = Registry("defense", base="harness.corruption:Corruption",
+                                   facts="harness.corruption:registered_facts")
 EXTRACTORS: Registry[Any] = Registry("extractor", base="harness.extractors.base:Extractor")
 
 ALL_REGISTRIES: dict[str, Registry[Any]] = {

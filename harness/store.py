@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS results (
     wall_time_s REAL NOT NULL,
     created_at TEXT NOT NULL,
     node TEXT,
-    deterministic INTEGER
+    deterministic INTEGER,
+    title TEXT
 );
 CREATE TABLE IF NOT EXISTS predictions (
     cell_key TEXT PRIMARY KEY REFERENCES results(cell_key),
@@ -114,7 +115,11 @@ CLEAN = "clean"
 # Columns added after the first release, as (table, column, SQL type): a store written before
 # them gets them (empty) when it is next opened for writing, so old run directories resume.
 ADDED_COLUMNS = (("results", "node", "TEXT"), ("trainings", "node", "TEXT"), ("results", "deterministic", "INTEGER"),
-                 ("predictions", "groups", "TEXT"))
+                 ("results", "title", "TEXT"), ("predictions", "groups", "TEXT"))
+"""A ``title`` is the corruption's name in words as figures and tables print it
+(:meth:`harness.corruption.Corruption.display_title`); a row stored before it has none. A
+prediction's ``groups`` are its utterances' dialogue ids (the unit a test-set bootstrap
+resamples); predictions stored before them have none."""
 
 JSON_COLUMNS = ("model_options", "corruption_options", "metrics", "package_versions")
 
@@ -332,6 +337,13 @@ class ResultStore:
         with closing(self._connect()) as con:
             rows = con.execute("SELECT code_version, COUNT(*) FROM results GROUP BY code_version").fetchall()
         return {str(v): int(n) for v, n in rows}
+
+    def outcomes(self) -> pd.DataFrame:
+        """Each stored cell's outcome: ``cell_key``, ``status``, ``error`` and where it ran
+        (``variant``, ``dataset``, ``seed``, ``corruption``, ``severity``, ``created_at``)."""
+        with closing(self._connect()) as con:
+            return pd.read_sql_query("SELECT cell_key, status, error, variant, dataset, seed, corruption, severity, "
+                                     "created_at FROM results", con)
 
     def stored_keys(self) -> set[str]:
         with closing(self._connect()) as con:

@@ -98,13 +98,6 @@ def contains(param: Param, value: Any) -> bool:
     return param.low <= value <= param.high
 
 
-def split_params(params: Mapping[str, Any], train_fields: set[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(model options, training recipe)`` from one trial's parameters."""
-    options = {k: v for k, v in params.items() if k not in train_fields}
-    train = {k: v for k, v in params.items() if k in train_fields}
-    return options, train
-
-
 def describe_space(space: SearchSpace) -> dict[str, str]:
     """``name -> human description`` (``describe``, reports)."""
     return {k: p.describe() for k, p in space.items()}

@@ -21,6 +21,7 @@ Attention variants (``variant``):
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import torch
 from torch import nn
@@ -30,7 +31,9 @@ from mcer._dropout import Dropout
 from mcer.attention import attend
 from mcer.gates import blend
 
-ATTENTION_VARIANTS = ("diff-shift", "diff-dual", "standard")
+AttentionVariant = Literal["diff-shift", "diff-dual", "standard"]
+ATTENTION_VARIANTS: tuple[str, ...] = get_args(AttentionVariant)
+AttentionScale = Literal["model", "head"]
 
 
 class LearnableDelta(nn.Module):
@@ -96,7 +99,7 @@ class DenoiseAttention(nn.Module):
             raise ValueError(f"denoiser attention variant must be one of {ATTENTION_VARIANTS}, got {variant!r}")
         if hidden % heads:
             raise ValueError(f"hidden size {hidden} must be divisible by heads {heads}")
-        if scale not in ("model", "head"):
+        if scale not in get_args(AttentionScale):
             raise ValueError(f"attention scale must be 'model' or 'head', got {scale!r}")
         self.variant, self.heads, self.cyclic = variant, heads, cyclic
         dh = hidden // heads

@@ -6,11 +6,13 @@ Shapes: ``B`` dialogues, ``N`` utterances (padded), ``H`` hidden size.
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import torch
 from torch import nn
 
-POSITIONAL = ("rotary", "sinusoidal", "none")
+Positional = Literal["rotary", "sinusoidal", "none"]
+POSITIONAL: tuple[str, ...] = get_args(Positional)
 
 
 class InputProjection(nn.Module):

@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,7 +26,8 @@ from mcer.attention import attend
 from mcer.gates import blend
 from mcer.recompute import recomputed
 
-FUSION_MODES = ("text-guided", "symmetric", "concat")
+FusionMode = Literal["text-guided", "symmetric", "concat"]
+FUSION_MODES: tuple[str, ...] = get_args(FusionMode)
 
 
 class CrossAttention(nn.Module):

@@ -15,6 +15,8 @@ on a GPU, a serial scatter-add on the CPU) rather than scattered into the 6 cell
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -172,7 +174,8 @@ class RGAT(nn.Module):
         return self.layer_norm(x + residual)
 
 
-GRAPH_OPTIONS = ("both", "intra", "inter", "unaware", "none")
+GraphOption = Literal["both", "intra", "inter", "unaware", "none"]
+GRAPH_OPTIONS: tuple[str, ...] = get_args(GraphOption)
 
 
 class SpeakerGraphs(nn.Module):

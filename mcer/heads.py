@@ -9,6 +9,7 @@ fused prediction ``w_t l_t + w_a l_a + w_v l_v``. Loss: the task loss on the fus
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 from torch import nn
@@ -16,6 +17,8 @@ from torch import nn
 from mcer._dropout import Dropout
 
 HEAD_ACTIVATIONS = {"leaky_relu": nn.LeakyReLU, "relu": nn.ReLU, "gelu": nn.GELU}
+HeadActivation = Literal[tuple(HEAD_ACTIVATIONS)]  # type: ignore[valid-type]
+"""The ``head_activation`` option: a name of :data:`HEAD_ACTIVATIONS`."""
 MODS = ("text", "audio", "video")
 
 

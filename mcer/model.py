@@ -17,7 +17,7 @@ including those leaks, for parameter-count and speed comparisons.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -25,20 +25,24 @@ from torch import nn
 from harness.data.collate import DialogueBatch
 from harness.data.types import DataSpec
 from harness.models import BenchModel, ModelOutput
+from harness.options import DropoutRate, NonNegativeInt, PositiveInt
 from harness.presets import Preset, Reference
 from harness.registry import MODELS
 from harness.tuning import Choice, LogUniform, Uniform
 from mcer._dropout import Dropout
 from mcer.ablation import ABLATION_SETS
-from mcer.denoise import ATTENTION_VARIANTS, DenoisingEncoder
-from mcer.encodings import InputProjection, PositionalEncoding, SpeakerEmbedding
-from mcer.fusion import CrossModalDiffusion
+from mcer.denoise import AttentionScale, AttentionVariant, DenoisingEncoder
+from mcer.encodings import InputProjection, Positional, PositionalEncoding, SpeakerEmbedding
+from mcer.fusion import CrossModalDiffusion, FusionMode
 from mcer.gates import FilterGate
-from mcer.graph import SpeakerGraphs
-from mcer.heads import MODS, ModalityHeads, mcer_loss
+from mcer.graph import GraphOption, SpeakerGraphs
+from mcer.heads import MODS, HeadActivation, ModalityHeads, mcer_loss
 from mcer.recompute import recomputed
 
-DENOISERS = (*ATTENTION_VARIANTS, "none")
+Denoiser = AttentionVariant | Literal["none"]
+"""The ``denoiser`` option: an attention variant of the denoising encoder, or none."""
+LogitWeights = tuple[float, float, float]
+"""(text, audio, video) weights of the fused prediction."""
 
 
 class MCER(BenchModel):
@@ -69,22 +73,18 @@ class MCER(BenchModel):
     level = "dialogue"
     pooling = "mean"
 
-    def __init__(self, spec: DataSpec, hidden: int = 128, heads: int = 4, fusion_heads: int | None = None,
-                 dropout: float = 0.3, graph_dropout: float = 0.2, denoiser: str = "diff-shift",
-                 graphs: str = "both", window: int = 20, fusion: str = "text-guided", filter_gates: bool = True,
-                 aux_loss: bool = True, aux_weight: float = 0.1,
-                 logit_weights: tuple[float, float, float] | list[float] = (1.0, 1.0, 0.4),
-                 positional: str = "sinusoidal", residual_scale: float = 0.5, gelu_coef: float = 0.5,
-                 head_activation: str = "leaky_relu", head_residual: bool = True, attn_scale: str = "head",
-                 reference_masking: bool = False, recompute: bool = False) -> None:
+    def __init__(self, spec: DataSpec, hidden: PositiveInt = 128, heads: PositiveInt = 4,
+                 fusion_heads: PositiveInt | None = None, dropout: DropoutRate = 0.3, graph_dropout: DropoutRate = 0.2,
+                 denoiser: Denoiser = "diff-shift", graphs: GraphOption = "both", window: NonNegativeInt = 20,
+                 fusion: FusionMode = "text-guided", filter_gates: bool = True, aux_loss: bool = True,
+                 aux_weight: float = 0.1, logit_weights: LogitWeights = (1.0, 1.0, 0.4),
+                 positional: Positional = "sinusoidal", residual_scale: float = 0.5, gelu_coef: float = 0.5,
+                 head_activation: HeadActivation = "leaky_relu", head_residual: bool = True,
+                 attn_scale: AttentionScale = "head", reference_masking: bool = False, recompute: bool = False) -> None:
         super().__init__(spec)
         missing = [m for m in MODS if m not in spec.dims]
         if missing:
             raise ValueError(f"mcer needs modalities {MODS}; DataSpec.dims lacks {missing} (has {sorted(spec.dims)})")
-        if denoiser not in DENOISERS:
-            raise ValueError(f"mcer: denoiser must be one of {DENOISERS}, got {denoiser!r}")
-        if hidden < 1 or heads < 1:
-            raise ValueError(f"mcer: hidden and heads must be positive, got hidden={hidden}, heads={heads}")
         self.options: dict[str, Any] = dict(denoiser=denoiser, graphs=graphs, fusion=fusion, filter_gates=filter_gates,
                                             aux_loss=aux_loss, logit_weights=tuple(logit_weights))
         self.aux_loss, self.aux_weight, self.head_residual = aux_loss, aux_weight, head_residual
@@ -207,11 +207,11 @@ class MCERReference(MCER):
     ``recompute`` (memory for compute, same results) is allowed: it changes no computation.
     """
 
-    def __init__(self, spec: DataSpec, hidden: int = 512, heads: int = 64, fusion_heads: int | None = 32,
-                 dropout: float = 0.5, window: int = 20, positional: str = "rotary", residual_scale: float = 0.5,
-                 gelu_coef: float = 0.5, head_activation: str = "leaky_relu", head_residual: bool = True,
-                 logit_weights: tuple[float, float, float] | list[float] = (1.0, 1.0, 0.4),
-                 recompute: bool = False) -> None:
+    def __init__(self, spec: DataSpec, hidden: PositiveInt = 512, heads: PositiveInt = 64,
+                 fusion_heads: PositiveInt | None = 32, dropout: DropoutRate = 0.5, window: NonNegativeInt = 20,
+                 positional: Positional = "rotary", residual_scale: float = 0.5, gelu_coef: float = 0.5,
+                 head_activation: HeadActivation = "leaky_relu", head_residual: bool = True,
+                 logit_weights: LogitWeights = (1.0, 1.0, 0.4), recompute: bool = False) -> None:
         super().__init__(spec, hidden=hidden, heads=heads, fusion_heads=fusion_heads, dropout=dropout, window=window,
                          positional=positional, residual_scale=residual_scale, gelu_coef=gelu_coef,
                          head_activation=head_activation, head_residual=head_residual, logit_weights=logit_weights,

@@ -21,6 +21,18 @@ def _first(g: pd.DataFrame, col: str) -> str:
     return str(g[col].dropna().iloc[0])
 
 
+def corruption_titles(rows: pd.DataFrame, fallback: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``corruption label -> title in words`` for every corruption of result ``rows`` (a
+    ``ResultStore.dataframe()``), as the rows store it (``title``, like ``parameter``). A label
+    whose rows hold no title (a store written before titles were stored) takes ``fallback``'s,
+    else the label itself."""
+    fallback = fallback or {}
+    out: dict[str, str] = {}
+    for label, g in rows[rows["corruption"] != CLEAN].groupby("corruption", sort=True):
+        out[str(label)] = _first(g, "title") or fallback.get(str(label), str(label))
+    return out
+
+
 def curves(df: pd.DataFrame, metric: str, predictions: Predictions | None = None, n_boot: int = N_BOOT) -> pd.DataFrame:
     """Mean over seeds of ``metric`` for every curve point, with its 95% interval.
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 from harness.metrics import metric as metric_info
 from harness.store import CLEAN
+from reports.frames import DatasetFrames, Report, RunFrames, Section
 from reports.inference import POWER, verdict
 from reports.intervals import N_BOOT, difference_stats
 from reports.latex import Table, fmt
@@ -115,3 +116,19 @@ def comparisons_table(rows: pd.DataFrame, metric_name: str, dataset: str) -> Tab
             f"this run detects with 80% probability.")
     return Table(header, body, [[False] * len(header) for _ in body], caption=f"Model comparisons on {dataset}.",
                  label=f"tab:comparisons-{dataset}", note=note)
+
+
+def comparisons_section(rep: Report, run: RunFrames, data: DatasetFrames) -> Section | None:
+    """The report's section of :func:`comparisons_table`: the full model against every other
+    model (``None`` without a full model or another model)."""
+    full = run.full_model
+    if full is None or full not in set(data.ok["variant"]) or len(set(data.ok["variant"])) < 2:
+        return None
+    sec = rep.section(f"{data.name}: comparisons")
+    rows = comparison_rows(data.rows, full, data.headline, run.predictions, n_boot=run.n_boot)
+    rep.csv(rows, run.run_dir / "tables" / f"comparisons_{data.name}.csv")
+    rep.table(sec, f"comparisons_{data.name}", comparisons_table(rows, data.headline, data.name),
+              f"{full} against every other model on {data.name}",
+              "Clean and at each corruption's highest severity: the difference, its interval and method, n, and "
+              "what the run could detect.")
+    return sec

@@ -176,50 +176,6 @@ def line_kwargs(style: Mapping[str, Any]) -> dict[str, Any]:
     return {k: style[k] for k in keys if k in style}
 
 
-# ------------------------------------------------------------------------------ names in words
-
-CORRUPTION_WORDS: dict[str, str] = {
-    "audio-babble": "Babble noise", "audio-background": "Background noise", "audio-bandlimit": "Telephone band",
-    "audio-brown": "Brown noise", "audio-bursts": "Noise bursts", "audio-clipping": "Clipping",
-    "audio-dropout": "Audio dropouts", "audio-gain": "Gain changes", "audio-packet-loss": "Packet loss",
-    "audio-pink": "Pink noise", "audio-reverb": "Reverberation", "audio-spikes": "Clicks",
-    "audio-white": "White noise", "feature-frame-drop": "Dropped frames", "feature-gaussian": "Feature noise",
-    "feature-missing": "Missing modality", "feature-shift": "Misalignment", "feature-temporal-mask": "Masked spans",
-    "text-asr": "ASR errors", "text-deletion": "Deleted words", "text-substitution": "Substituted words",
-    "video-contrast": "Low contrast", "video-downscale": "Low resolution", "video-fog": "Fog",
-    "video-frame-drop": "Dropped video frames", "video-freeze": "Frozen video", "video-gaussian-blur": "Blur",
-    "video-glitch": "Glitches", "video-jpeg": "JPEG compression", "video-low-light": "Low light",
-    "video-motion-blur": "Motion blur", "video-noise": "Sensor noise", "video-occlusion": "Occlusion",
-}
-"""Panel titles: a registered corruption's name in words (the modality is added from the name)."""
-
-_MODALITY = {"audio": "audio", "video": "video", "text": "text"}
-
-
-def corruption_title(label: str, registered: str | None = None, options: Mapping[str, Any] | None = None) -> str:
-    """A corruption entry's label in words, e.g. ``audio-white`` -> ``White noise (audio)``,
-    ``audio-white (spikes)`` -> ``White noise (audio), spikes``, ``missing audio`` ->
-    ``Missing audio``. ``registered`` is the registered name (``corruption_options["name"]``)."""
-    name = registered or label
-    words = CORRUPTION_WORDS.get(name)
-    if words is None:
-        text = label.replace("-", " ").replace("_", " ")
-        return text[:1].upper() + text[1:]
-    if name == "feature-missing":
-        modality = (options or {}).get("modality")
-        if modality:
-            return f"Missing {modality}"
-    if label != name:  # an entry with its own label: keep what it adds
-        extra = label[len(name):].strip() if label.startswith(name) else label
-        extra = extra.strip("()").strip()
-        if not label.startswith(name):
-            return extra[:1].upper() + extra[1:]
-        prefix = name.split("-")[0]
-        return f"{words} ({_MODALITY.get(prefix, prefix)})" + (f", {extra}" if extra else "")
-    prefix = name.split("-")[0]
-    return f"{words} ({_MODALITY[prefix]})" if prefix in _MODALITY else words
-
-
 def save(fig: plt.Figure, stem: str) -> list[str]:
     """Write ``stem.png`` and ``stem.pdf`` (fonts embedded as TrueType); return the paths."""
     paths = [f"{stem}.png", f"{stem}.pdf"]
@@ -228,15 +184,3 @@ def save(fig: plt.Figure, stem: str) -> list[str]:
             fig.savefig(p)
     plt.close(fig)
     return paths
-
-
-def corruption_titles(rows: Any) -> dict[str, str]:
-    """``corruption label -> title in words`` for every corruption of result ``rows`` (a
-    ``ResultStore.dataframe()``), from each label's registered name and options as stored."""
-    out: dict[str, str] = {}
-    for label, opts in zip(rows["corruption"], rows["corruption_options"]):
-        if label in out or label == "clean":
-            continue
-        opts = opts if isinstance(opts, dict) else {}
-        out[label] = corruption_title(label, opts.get("name"), opts)
-    return out

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from harness import registry
 from harness.metrics import compute_metrics
 from harness.store import ResultStore
 
@@ -100,12 +101,13 @@ def make_run(out: Path, variants: Sequence[str] = ("mcer", "mcer[graphs=none]", 
                         np.float32)
                     metrics = compute_metrics(task, y, outputs)
                 name, opts, parameter, values = CORRUPTIONS.get(corr, ("clean", {}, None, [None] * 5))
+                title = None if corr == "clean" else registry.CORRUPTIONS.get(name).obj.display_title(corr, opts)
                 failed = (variant, s, corr, sev) in set(fail)
                 key = f"{variant}|{dataset}|{s}|{corr}|{sev}|{corruption_seed}"
                 row = {"cell_key": key, "train_key": train_key, "model": model, "variant": variant,
                        "model_options": {}, "dataset": dataset, "train_condition": "clean", "seed": s,
                        "corruption": corr, "corruption_options": {"name": name, **opts}, "severity": sev,
-                       "parameter": parameter, "parameter_value": values[sev - 1] if sev else None,
+                       "parameter": parameter, "parameter_value": values[sev - 1] if sev else None, "title": title,
                        "schedule": "stationary", "defense": "none", "split": "test",
                        "status": "failed" if failed else "ok", "error": "boom" if failed else None,
                        "metrics": {} if failed else metrics, "n_utterances": 0 if failed else n_utts,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from corruptions.gallery import make_gallery
 from harness import DATASETS
+from harness.run.gallery import make_gallery
 
 
 def test_gallery_grid(tmp_path):

@@ -12,7 +12,7 @@ from fixtures_datasets import csd_folder, write_csd
 
 from harness import DATASETS, MODELS
 from harness.datasets.detect import dataset_card, detect_format, load_path
-from harness.datasets.safe_pickle import DataError
+from harness.errors import DataError
 from harness.train import TrainConfig, evaluate, fit
 
 FOLDS = {"train": ["vid_0", "vid_1", "vid_2"], "valid": ["vid_3"], "test": ["vid_4"]}

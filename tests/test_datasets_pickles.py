@@ -21,7 +21,8 @@ from fixtures_datasets import (
 from harness import DATASETS, MODELS
 from harness.datasets.detect import PUBLISHED_SHA256, dataset_card, detect_format, load_path
 from harness.datasets.erc_pickle import LAYOUTS
-from harness.datasets.safe_pickle import BlockedGlobalError, DataError, safe_load
+from harness.datasets.safe_pickle import BlockedGlobalError, safe_load
+from harness.errors import DataError
 from harness.train import TrainConfig, evaluate, fit
 
 # ------------------------------------------------------------------ safe unpickling

@@ -10,7 +10,7 @@ from fixtures_datasets import raw_iemocap_folder, raw_meld_folder, raw_mmsa_fold
 from harness import DATASETS, MODELS
 from harness.datasets.detect import dataset_card, detect_format, load_path
 from harness.datasets.media import decode_audio, decode_frames
-from harness.datasets.safe_pickle import DataError
+from harness.errors import DataError
 from harness.train import TrainConfig, evaluate, fit
 
 

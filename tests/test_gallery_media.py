@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from corruptions.gallery import achieved_snr_db
 from harness.run.cli import main
+from harness.run.gallery import achieved_snr_db
 
 SR = 16000
 

@@ -67,10 +67,15 @@ def test_explicit_options_override_the_preset():
 
 
 def test_sweep_trains_with_the_preset_recipe_unless_the_config_overrides_it():
+    # each preset on synthetic data at its own widths: a preset the data's widths do not fit is refused
     raw = {"run": {"name": "p"}, "train": {"epochs": 2},
-           "models": [{"name": "mcer-reference", "preset": "meld"},
-                      {"name": "mcer-reference", "preset": "iemocap", "label": "ref-i", "train": {"lr": 0.5}}],
-           "datasets": [{"name": "synthetic"}]}
+           "models": [{"name": "mcer-reference", "preset": "meld", "datasets": ["meld-dims"]},
+                      {"name": "mcer-reference", "preset": "iemocap", "label": "ref-i", "train": {"lr": 0.5},
+                       "datasets": ["iemocap-dims"]}],
+           "datasets": [{"name": "synthetic", "label": "meld-dims",
+                         "options": {"dims": {"text": 1024, "audio": 300, "video": 342}}},
+                        {"name": "synthetic", "label": "iemocap-dims",
+                         "options": {"dims": {"text": 1024, "audio": 1582, "video": 342}}}]}
     cfg = parse_config(raw)
     (label_m, _, options_m, train_m), (label_i, _, _, train_i) = expand_models(cfg)
     assert label_m == "mcer-reference[meld]" and options_m == {"preset": "meld"}

@@ -117,9 +117,9 @@ def test_every_report_pdf_embeds_truetype_fonts_only(reports, tmp_path):
     for pdf in pdfs:
         subtypes = _font_subtypes(pdf)
         assert subtypes and "/Type3" not in subtypes, f"{pdf.name}: {subtypes}"
-    # the corruption gallery is drawn by the plugin package with its own savefig
-    from corruptions.gallery import make_gallery
+    # the corruption gallery is drawn by the run layer with its own savefig
     from harness import DATASETS
+    from harness.run.gallery import make_gallery
 
     ds = DATASETS.create("synthetic", n_train=1, n_valid=1, n_test=1, seed=0)
     _, paths = make_gallery(ds.splits["test"], ["audio-white", "video-occlusion"], tmp_path / "gallery")

@@ -53,9 +53,9 @@ def test_regression_task_has_scores(tiny_regression_dataset):
     assert min(scores) < 0 < max(scores)
 
 
-@pytest.mark.parametrize("kw,msg", [({"n_train": 0}, "n_train must be >= 1"),
-                                    ({"text_cue_prob": 1.5}, "text_cue_prob must be a probability"),
-                                    ({"task": "ranking"}, "task must be")])
+@pytest.mark.parametrize("kw,msg", [({"n_train": 0}, r"'n_train' does not allow 0: must lie in \[1, inf\)"),
+                                    ({"text_cue_prob": 1.5}, r"'text_cue_prob' does not allow 1.5: must lie in \[0, 1\]"),
+                                    ({"task": "ranking"}, "'task' does not allow 'ranking': must be one of")])
 def test_bad_options(kw, msg):
     with pytest.raises(ValueError, match=msg):
         DATASETS.create("synthetic", **kw)

@@ -16,14 +16,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Literal
 
 import numpy as np
 import torch
 
 from harness.data.types import DataSpec, Dialogue, Utterance
 
-Pooling = Literal["mean", "max", "first", "last"]
 POOLINGS: tuple[str, ...] = ("mean", "max", "first", "last")
 IGNORE_INDEX = -100  # class label at padding positions (torch's cross-entropy default)
 

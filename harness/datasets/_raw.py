@@ -15,14 +15,22 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from harness.data.types import SPLITS, BenchDataset, DataSpec, Dialogue, RawMedia, Utterance
 from harness.datasets.feature_cache import FeatureCache, file_sha256
 from harness.datasets.media import decode_audio, decode_frames
-from harness.datasets.safe_pickle import DataError
+from harness.datasets.spec_only import spec_dataset, spec_only
 from harness.datasets.validate import RepairLog, check_dims, to_features
+from harness.errors import DataError
+from harness.options import PositiveFloat
 from harness.registry import EXTRACTORS
+
+Missing = Literal["error", "skip"]
+"""The raw loaders' ``missing`` option: refuse an utterance whose media file is absent, or leave
+it out (counted in the card)."""
+Fps = PositiveFloat
+"""Frames per second that video is decoded at."""
 
 
 @dataclass
@@ -71,8 +79,9 @@ def make_extractors(text: str | None, audio: str | None, video: str | None,
 def build_raw_dataset(records: list[RawRecord], *, name: str, source: str, spec_kwargs: dict[str, Any],
                       card: dict[str, Any], extractors: dict[str, Any], cache_dir: str | None, keep_raw: bool,
                       fps: float, frame_size: int, max_frames: int, missing: str, repairs: RepairLog) -> BenchDataset:
-    if missing not in ("error", "skip"):
-        raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
+    """The dataset of ``records``; asked for its spec only (:func:`spec_only`), the spec once
+    every record's media is found, without decoding or extracting anything (the widths are
+    the extractors')."""
     for r in records:
         for m, p in (("audio", r.audio), ("video", r.video)):
             if p is not None and m in extractors:
@@ -88,6 +97,8 @@ def build_raw_dataset(records: list[RawRecord], *, name: str, source: str, spec_
             repairs.add("missing_media_skipped", "media", r.uid, 1, f"left out: {absent} not found")
             continue
         kept.append(r)
+    if spec_only():
+        return spec_dataset(name, DataSpec(dims={m: ex.dim for m, ex in extractors.items()}, **spec_kwargs), card)
     cache = FeatureCache(cache_dir)
     configs = {m: ex.config() for m, ex in extractors.items()}
     sample_rate = int(getattr(extractors.get("audio"), "sample_rate", 16000))

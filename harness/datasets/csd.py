@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.data.types import BenchDataset, DataSpec, Dialogue, RawMedia, Utterance
-from harness.datasets.safe_pickle import DataError
-from harness.datasets.validate import RepairLog, check_dims, check_nonfinite_option, check_score, to_features
+from harness.data.types import BenchDataset, DataSpec, Dialogue, RawMedia, Task, Utterance
+from harness.datasets.validate import HeldOutFraction, Nonfinite, RepairLog, check_dims, check_score, to_features
+from harness.errors import DataError
+from harness.options import DataPath, NonNegativeInt
 from harness.registry import DATASETS
 
 ROLE_PATTERNS = {
@@ -222,10 +223,11 @@ def _folds(folds: Any, folder: Path) -> dict[str, list[str]] | None:
 
 
 @DATASETS.register("csd", task="regression|classification", source="CMU-MultimodalSDK .csd (HDF5)")
-def csd(path: str, text: str | None = None, audio: str | None = None, video: str | None = None,
-        words: str | None = None, labels: str | None = None, folds: Any = None, task: str = "regression",
-        label_column: int = 0, valid_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
-        nonfinite: str = "error", name: str | None = None) -> BenchDataset:
+def csd(path: DataPath, text: str | None = None, audio: str | None = None, video: str | None = None,
+        words: str | None = None, labels: str | None = None, folds: Any = None, task: Task = "regression",
+        label_column: NonNegativeInt = 0, valid_fraction: HeldOutFraction = 0.1,
+        test_fraction: HeldOutFraction = 0.2, seed: int = 0, nonfinite: Nonfinite = "error",
+        name: str | None = None) -> BenchDataset:
     """A folder of ``.csd`` files aligned to words; one utterance per label segment.
 
     Sequences are found by name (``*TimestampedWords``, ``*Labels``, ``*WordVectors``,
@@ -234,9 +236,6 @@ def csd(path: str, text: str | None = None, audio: str | None = None, video: str
     or a JSON file of it. ``task``: ``"regression"`` (label column ``label_column``, in [-3, 3])
     or ``"classification"`` (binary: negative < 0 <= non-negative).
     """
-    if task not in ("regression", "classification"):
-        raise ValueError(f"csd: task must be 'regression' or 'classification', got {task!r}")
-    check_nonfinite_option(nonfinite, "csd")
     folder = Path(path)
     if folder.is_file():
         folder = folder.parent

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.data.types import SPLITS, BenchDataset
-from harness.datasets.safe_pickle import DataError, safe_load, sha256_file
+from harness.datasets.safe_pickle import safe_load, sha256_file
+from harness.errors import DataError
 
 # thuiar/MMSA README (docs/FORMATS.md, "Published checksums")
 PUBLISHED_SHA256 = {
@@ -82,7 +83,7 @@ def load_path(path: str | Path, **options: Any) -> BenchDataset:
     from harness.datasets.erc_pickle import erc_from_object
     from harness.datasets.mmsa import mmsa_from_object
     from harness.datasets.mult_pickle import mult_from_object
-    from harness.registry import DATASETS, check_options
+    from harness.registry import DATASETS
 
     p = Path(path)
     fmt = _folder_format(p) if p.is_dir() else None
@@ -99,7 +100,7 @@ def load_path(path: str | Path, **options: Any) -> BenchDataset:
         return DATASETS.create("csd", path=str(p), **options)
     obj = safe_load(p)
     fmt = _pickle_format(obj, str(p))
-    check_options(DATASETS.get(fmt).obj, {"path": p, **options}, what=f"dataset {fmt!r}")
+    DATASETS.resolve(fmt, {"path": str(p), **options})  # names and values, as DATASETS.create checks them
     build = {"mmsa": mmsa_from_object, "mult-pickle": mult_from_object, "erc-pickle": erc_from_object}[fmt]
     return build(obj, str(p), sha256=sha256_file(p), **options)
 

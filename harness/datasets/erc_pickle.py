@@ -8,28 +8,34 @@ Files without a validation split get a fixed seeded share of train dialogues hel
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from harness.data.types import BenchDataset, DataSpec, Dialogue, Utterance
-from harness.datasets.safe_pickle import DataError, safe_load, sha256_file
+from harness.datasets.safe_pickle import safe_load, sha256_file
+from harness.datasets.spec_only import spec_dataset, spec_only
 from harness.datasets.validate import (
+    HeldOutFraction,
+    Nonfinite,
     RepairLog,
     check_dims,
     check_label,
-    check_nonfinite_option,
     held_out_valid,
     names_the_file,
     to_features,
 )
+from harness.errors import DataError
+from harness.options import DataPath
 from harness.registry import DATASETS
 
 IEMOCAP_CLASSES = ("hap", "sad", "neu", "ang", "exc", "fru")
 IEMOCAP_CLASSES_4 = ("hap", "sad", "neu", "ang")
 # the common 4-class IEMOCAP setup (as raw-iemocap classes=4): exc merged into hap, fru left out
 IEMOCAP_TO_4 = {0: 0, 1: 1, 2: 2, 3: 3, 4: 0}
-CLASS_COUNTS = (None, 3, 4, 6, 7)  # None: every class of the label
+ClassCount = Literal[None, 3, 4, 6, 7]  # None: every class of the label
+Label = Literal["emotion", "sentiment"]
+Corpus = Literal["auto", "iemocap", "meld"]
 MELD_CLASSES = ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger")
 MELD_SENTIMENTS = ("neutral", "positive", "negative")
 SENTIMENT3 = ("negative", "neutral", "positive")
@@ -121,8 +127,9 @@ def _speaker_index(s: Any, source: str, vid: str, uid: str) -> tuple[int, str]:
 
 
 @DATASETS.register("erc-pickle", task="classification", source="DialogueRNN/MMGCN/SDT/GraphSmile/COSMIC pickles")
-def erc_pickle(path: str, label: str = "emotion", dataset: str = "auto", valid_fraction: float = 0.1, seed: int = 0,
-               nonfinite: str = "error", name: str | None = None, classes: int | None = None) -> BenchDataset:
+def erc_pickle(path: DataPath, label: Label = "emotion", dataset: Corpus = "auto",
+               valid_fraction: HeldOutFraction = 0.1, seed: int = 0, nonfinite: Nonfinite = "error",
+               name: str | None = None, classes: ClassCount = None) -> BenchDataset:
     """Conversation pickle of IEMOCAP or MELD (9/10/11/12/13/14-tuple, detected).
 
     ``label``: ``"emotion"`` (6 IEMOCAP / 7 MELD classes) or ``"sentiment"`` (3 classes; for
@@ -131,9 +138,6 @@ def erc_pickle(path: str, label: str = "emotion", dataset: str = "auto", valid_f
     (every class of the label), or ``4`` for the common 4-class IEMOCAP emotion setup (hap, sad,
     neu, ang: exc merged into hap, fru utterances left out and counted in the card).
     """
-    if classes not in CLASS_COUNTS:
-        raise ValueError(f"erc-pickle: classes must be one of {CLASS_COUNTS} (None: every class of the label; 4: "
-                         f"IEMOCAP emotions hap+exc, sad, neu, ang), got {classes!r}")
     obj = safe_load(path)
     return erc_from_object(obj, str(path), label=label, dataset=dataset, valid_fraction=valid_fraction, seed=seed,
                            nonfinite=nonfinite, name=name, sha256=sha256_file(path), classes=classes)
@@ -143,12 +147,8 @@ def erc_pickle(path: str, label: str = "emotion", dataset: str = "auto", valid_f
 def erc_from_object(obj: Any, source: str, label: str = "emotion", dataset: str = "auto", valid_fraction: float = 0.1,
                     seed: int = 0, nonfinite: str = "error", name: str | None = None,
                     sha256: str | None = None, classes: int | None = None) -> BenchDataset:
-    """Build the dataset from an already (safely) unpickled ERC tuple; see :func:`erc_pickle`."""
-    if label not in ("emotion", "sentiment"):
-        raise ValueError(f"erc-pickle: label must be 'emotion' or 'sentiment', got {label!r}")
-    if dataset not in ("auto", "iemocap", "meld"):
-        raise ValueError(f"erc-pickle: dataset must be 'auto', 'iemocap' or 'meld', got {dataset!r}")
-    check_nonfinite_option(nonfinite, "erc-pickle")
+    """Build the dataset from an already (safely) unpickled ERC tuple; see :func:`erc_pickle`
+    (whose declared options these are: callers check them, as ``DATASETS.create`` does)."""
     layout = detect_layout(obj, source)
     slots = {r: obj[i] for i, r in enumerate(LAYOUTS[layout]) if r != "_"}
     speakers = slots["speakers"]
@@ -188,6 +188,21 @@ def erc_from_object(obj: Any, source: str, label: str = "emotion", dataset: str 
             for key in per_dialogue:
                 if vid not in slots[key]:
                     raise DataError(f"{source}: dialogue {vid!r} of split {s!r} is absent from key {key!r}")
+
+    def data_spec(dims: dict[str, int], speakers_n: int) -> DataSpec:
+        return DataSpec(dims=dims, task="classification", num_classes=len(class_names), num_speakers=speakers_n,
+                        class_names=tuple(class_names))
+
+    first = next(iter(split_ids.get("train", [])), None)
+    if spec_only() and first is not None:  # widths from the first utterance, speakers from every one
+        for m in modalities:
+            check_dims(dims, m, to_features(slots[m][first][0], source=source, key=m, uid=f"{first}[0]",
+                                            repairs=repairs, nonfinite=nonfinite), source, m, f"{first}[0]")
+        speakers_n = 2 if dataset == "iemocap" else max(9, 1 + max(
+            _speaker_index(s, source, str(vid), "?")[0] for ids in split_ids.values() for vid in ids
+            for s in slots["speakers"][vid]))
+        return spec_dataset(name or f"{dataset}-{layout}", data_spec(dims, speakers_n),
+                            {"source": source, "format": "erc-pickle", "layout": layout})
 
     def build(vid: Any) -> Dialogue:
         did = str(vid)
@@ -245,6 +260,4 @@ def erc_from_object(obj: Any, source: str, label: str = "emotion", dataset: str 
         card["note"] = "MELD train ids of these files likely include the official dev dialogues (docs/FORMATS.md §3c)"
     card["repairs"] = repairs.to_card()
     card["dims_provenance"] = {m: f"read from key {m!r} of the file" for m in dims}
-    spec = DataSpec(dims=dims, task="classification", num_classes=len(class_names), num_speakers=speakers_n,
-                    class_names=tuple(class_names))
-    return BenchDataset(name=name or f"{dataset}-{layout}", spec=spec, splits=splits, card=card)
+    return BenchDataset(name=name or f"{dataset}-{layout}", spec=data_spec(dims, speakers_n), splits=splits, card=card)

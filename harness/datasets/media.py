@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.datasets.safe_pickle import DataError
+from harness.errors import DataError
 
 
 def _open(path: str | Path):  # noqa: ANN202

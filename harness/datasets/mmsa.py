@@ -9,21 +9,23 @@ rows are cut. The dialogue of an utterance is its source video. Dims come from t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from harness.data.types import SPLITS, BenchDataset, DataSpec, Dialogue, Utterance
-from harness.datasets.safe_pickle import DataError, safe_load, sha256_file
+from harness.data.types import SPLITS, BenchDataset, DataSpec, Dialogue, Task, Utterance
+from harness.datasets.safe_pickle import safe_load, sha256_file
 from harness.datasets.validate import (
+    Nonfinite,
     RepairLog,
     check_dims,
     check_label,
-    check_nonfinite_option,
     check_score,
     names_the_file,
     to_features,
 )
+from harness.errors import DataError
+from harness.options import DataPath
 from harness.registry import DATASETS
 
 MODALITY_KEYS = {"text": "text", "audio": "audio", "video": "vision"}
@@ -36,12 +38,6 @@ def trailing_length(x: np.ndarray) -> int:
     """Index after the last row of ``x`` (``[L, D]``) that is not all zero; at least 1."""
     nz = np.flatnonzero(np.any(x != 0, axis=1))
     return int(nz[-1]) + 1 if len(nz) else 1
-
-
-def strip_zero_rows(x: np.ndarray) -> np.ndarray:
-    """``x`` without its leading and trailing all-zero rows (CMU SDK pads on the left); keeps 1 row at least."""
-    nz = np.flatnonzero(np.any(x != 0, axis=1))
-    return x[nz[0]: nz[-1] + 1] if len(nz) else x[:1]
 
 
 def as_str(x: Any) -> str:
@@ -108,8 +104,8 @@ def group_dialogues(utts: list[Utterance]) -> list[Dialogue]:
 
 
 @DATASETS.register("mmsa", task="regression|classification", source="thuiar/MMSA Processed/*.pkl")
-def mmsa(path: str, task: str = "regression", label: str = "M", nonfinite: str = "error",
-         name: str | None = None) -> BenchDataset:
+def mmsa(path: DataPath, task: Task = "regression", label: Literal["M", "T", "A", "V"] = "M",
+         nonfinite: Nonfinite = "error", name: str | None = None) -> BenchDataset:
     """MMSA processed pickle (MOSI/MOSEI aligned or unaligned, CH-SIMS).
 
     ``task``: ``"regression"`` (score in [-3, 3]; SIMS [-1, 1]) or ``"classification"``
@@ -125,12 +121,8 @@ def mmsa(path: str, task: str = "regression", label: str = "M", nonfinite: str =
 @names_the_file
 def mmsa_from_object(obj: Any, source: str, task: str = "regression", label: str = "M", nonfinite: str = "error",
                      name: str | None = None, sha256: str | None = None) -> BenchDataset:
-    """Build the dataset from an already (safely) unpickled MMSA dict; see :func:`mmsa`."""
-    if task not in ("regression", "classification"):
-        raise ValueError(f"mmsa: task must be 'regression' or 'classification', got {task!r}")
-    if label not in ("M", "T", "A", "V"):
-        raise ValueError(f"mmsa: label must be 'M', 'T', 'A' or 'V', got {label!r}")
-    check_nonfinite_option(nonfinite, "mmsa")
+    """Build the dataset from an already (safely) unpickled MMSA dict; see :func:`mmsa` (whose
+    declared options these are: callers check them, as ``DATASETS.create`` does)."""
     datas = {s: split_dict(obj, source, s) for s in SPLITS}
     sims = all(k in datas["train"] for k in UNIMODAL.values())
     if label != "M" and not sims:

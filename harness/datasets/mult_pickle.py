@@ -9,21 +9,23 @@ Same split dict as MMSA with keys ``text``, ``audio``, ``vision``, ``labels``, `
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from harness.data.types import SPLITS, BenchDataset, DataSpec, Dialogue, Utterance
 from harness.datasets.mmsa import MODALITY_KEYS, as_str, check_n, group_dialogues, require, split_dict
-from harness.datasets.safe_pickle import DataError, safe_load, sha256_file
+from harness.datasets.safe_pickle import safe_load, sha256_file
 from harness.datasets.validate import (
+    Nonfinite,
     RepairLog,
     check_dims,
-    check_nonfinite_option,
     check_score,
     names_the_file,
     to_features,
 )
+from harness.errors import DataError
+from harness.options import DataPath
 from harness.registry import DATASETS
 
 MULT_IEMOCAP_CLASSES = ("neutral", "happy", "sad", "angry")
@@ -46,7 +48,8 @@ def _ids(raw: Any, n: int) -> list[tuple[str, str]]:
 
 
 @DATASETS.register("mult-pickle", task="regression|classification", source="yaohungt/Multimodal-Transformer data")
-def mult_pickle(path: str, task: str = "auto", nonfinite: str = "error", name: str | None = None) -> BenchDataset:
+def mult_pickle(path: DataPath, task: Literal["auto", "regression", "classification"] = "auto",
+                nonfinite: Nonfinite = "error", name: str | None = None) -> BenchDataset:
     """MulT-style ``*_data(_noalign).pkl``.
 
     ``task``: ``"auto"`` (regression for ``(N,1,1)`` labels, classification for ``(N,C,2)``),
@@ -59,9 +62,6 @@ def mult_pickle(path: str, task: str = "auto", nonfinite: str = "error", name: s
 @names_the_file
 def mult_from_object(obj: Any, source: str, task: str = "auto", nonfinite: str = "error", name: str | None = None,
                      sha256: str | None = None) -> BenchDataset:
-    if task not in ("auto", "regression", "classification"):
-        raise ValueError(f"mult-pickle: task must be 'auto', 'regression' or 'classification', got {task!r}")
-    check_nonfinite_option(nonfinite, "mult-pickle")
     datas = {s: split_dict(obj, source, s) for s in SPLITS}
     lab0 = np.asarray(require(datas["train"], "labels", source, "train"))
     multiclass = lab0.ndim == 3 and lab0.shape[-1] == 2 and lab0.shape[1] > 1

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from harness.data.types import BenchDataset
-from harness.datasets._raw import RawRecord, build_raw_dataset, empty_split_check, make_extractors
-from harness.datasets.safe_pickle import DataError
-from harness.datasets.validate import RepairLog, held_out_valid
+from harness.datasets._raw import Fps, Missing, RawRecord, build_raw_dataset, empty_split_check, make_extractors
+from harness.datasets.validate import HeldOutFraction, RepairLog, held_out_valid
+from harness.errors import DataError
+from harness.options import DataPath, PositiveInt, Range
 from harness.registry import DATASETS
 
 CLASSES_6 = ("hap", "sad", "neu", "ang", "exc", "fru")
@@ -46,19 +47,18 @@ def parse_transcriptions(path: Path) -> dict[str, str]:
 
 
 @DATASETS.register("raw-iemocap", task="classification", raw_media=True, source="IEMOCAP_full_release")
-def raw_iemocap(path: str, classes: int = 6, test_session: int = 5, valid_fraction: float = 0.1, seed: int = 0,
+def raw_iemocap(path: DataPath, classes: Literal[4, 6] = 6, test_session: Annotated[int, Range(1, 5)] = 5,
+                valid_fraction: HeldOutFraction = 0.1, seed: int = 0,
                 text: str | None = "hash-embed", audio: str | None = "logmel", video: str | None = None,
                 text_options: dict | None = None, audio_options: dict | None = None,
                 video_options: dict | None = None, cache_dir: str | None = None, keep_raw: bool = False,
-                fps: float = 10.0, frame_size: int = 64, max_frames: int = 64, missing: str = "error",
+                fps: Fps = 10.0, frame_size: PositiveInt = 64, max_frames: PositiveInt = 64, missing: Missing = "error",
                 name: str | None = None) -> BenchDataset:
     """IEMOCAP from the release folders; ``classes`` 6 (hap sad neu ang exc fru) or 4 (exc -> hap).
 
     Utterances with other labels (xxx, oth, fea, sur, dis) are left out and counted in the card.
     ``video="frame-stats"`` cuts the dialog ``.avi`` by the utterance times.
     """
-    if classes not in (4, 6):
-        raise ValueError(f"raw-iemocap: classes must be 4 or 6, got {classes!r}")
     root = Path(path)
     sessions = sorted(root.glob("Session[0-9]*"))
     if not sessions:

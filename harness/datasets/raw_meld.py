@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from harness.data.types import BenchDataset
-from harness.datasets._raw import RawRecord, build_raw_dataset, confine, empty_split_check, make_extractors
-from harness.datasets.safe_pickle import DataError
+from harness.datasets._raw import (
+    Fps,
+    Missing,
+    RawRecord,
+    build_raw_dataset,
+    confine,
+    empty_split_check,
+    make_extractors,
+)
 from harness.datasets.validate import RepairLog
+from harness.errors import DataError
+from harness.options import DataPath, PositiveInt
 from harness.registry import DATASETS
 
 EMOTIONS = ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger")
@@ -41,16 +50,14 @@ def clip_index(root: Path) -> dict[tuple[str, int, int], Path]:
 
 
 @DATASETS.register("raw-meld", task="classification", raw_media=True, source="declare-lab/MELD CSVs + mp4 clips")
-def raw_meld(path: str, label: str = "emotion", text: str | None = "hash-embed", audio: str | None = "logmel",
-             video: str | None = "frame-stats", text_options: dict | None = None, audio_options: dict | None = None,
-             video_options: dict | None = None, cache_dir: str | None = None, keep_raw: bool = False,
-             fps: float = 10.0, frame_size: int = 64, max_frames: int = 64, missing: str = "error",
-             name: str | None = None) -> BenchDataset:
+def raw_meld(path: DataPath, label: Literal["emotion", "sentiment"] = "emotion", text: str | None = "hash-embed",
+             audio: str | None = "logmel", video: str | None = "frame-stats", text_options: dict | None = None,
+             audio_options: dict | None = None, video_options: dict | None = None, cache_dir: str | None = None,
+             keep_raw: bool = False, fps: Fps = 10.0, frame_size: PositiveInt = 64, max_frames: PositiveInt = 64,
+             missing: Missing = "error", name: str | None = None) -> BenchDataset:
     """MELD from its CSVs and clips; ``label`` ``"emotion"`` (7 classes) or ``"sentiment"`` (3)."""
     import pandas as pd
 
-    if label not in ("emotion", "sentiment"):
-        raise ValueError(f"raw-meld: label must be 'emotion' or 'sentiment', got {label!r}")
     root = Path(path)
     names = EMOTIONS if label == "emotion" else SENTIMENTS
     column = "Emotion" if label == "emotion" else "Sentiment"

@@ -8,12 +8,13 @@ features by the registered extractors; features are cached on disk.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from harness.data.types import BenchDataset
-from harness.datasets._raw import RawRecord, build_raw_dataset, empty_split_check, make_extractors
-from harness.datasets.safe_pickle import DataError
+from harness.data.types import BenchDataset, Task
+from harness.datasets._raw import Fps, Missing, RawRecord, build_raw_dataset, empty_split_check, make_extractors
 from harness.datasets.validate import RepairLog, check_score
+from harness.errors import DataError
+from harness.options import DataPath, PositiveInt
 from harness.registry import DATASETS
 
 MODES = {"train": "train", "valid": "valid", "validation": "valid", "dev": "valid", "test": "test"}
@@ -23,18 +24,14 @@ REQUIRED = ("video_id", "clip_id", "text", "label", "mode")
 
 @DATASETS.register("raw-mmsa", task="regression|classification", raw_media=True,
                    source="MMSA label.csv + Raw/<video>/<clip>.mp4")
-def raw_mmsa(path: str, task: str = "regression", label: str = "M", text: str | None = "hash-embed",
-             audio: str | None = "logmel", video: str | None = "frame-stats", text_options: dict | None = None,
-             audio_options: dict | None = None, video_options: dict | None = None, cache_dir: str | None = None,
-             keep_raw: bool = False, fps: float = 10.0, frame_size: int = 64, max_frames: int = 64,
-             missing: str = "error", name: str | None = None) -> BenchDataset:
+def raw_mmsa(path: DataPath, task: Task = "regression", label: Literal["M", "T", "A", "V"] = "M",
+             text: str | None = "hash-embed", audio: str | None = "logmel", video: str | None = "frame-stats",
+             text_options: dict | None = None, audio_options: dict | None = None, video_options: dict | None = None,
+             cache_dir: str | None = None, keep_raw: bool = False, fps: Fps = 10.0, frame_size: PositiveInt = 64,
+             max_frames: PositiveInt = 64, missing: Missing = "error", name: str | None = None) -> BenchDataset:
     """Raw MMSA dataset folder. ``label``: ``M`` or (SIMS) ``T``/``A``/``V``; ``task`` as in ``mmsa``."""
     import pandas as pd
 
-    if task not in ("regression", "classification"):
-        raise ValueError(f"raw-mmsa: task must be 'regression' or 'classification', got {task!r}")
-    if label not in ("M", "T", "A", "V"):
-        raise ValueError(f"raw-mmsa: label must be 'M', 'T', 'A' or 'V', got {label!r}")
     root = Path(path)
     csv = root / "label.csv"
     if not csv.is_file():

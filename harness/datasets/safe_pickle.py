@@ -15,6 +15,8 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+from harness.errors import DataError
+
 ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset({
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
     ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
@@ -25,10 +27,6 @@ ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset({
     ("builtins", "tuple"), ("__builtin__", "tuple"), ("builtins", "complex"), ("__builtin__", "complex"),
     ("collections", "OrderedDict"), ("collections", "defaultdict"), ("_codecs", "encode"),
 })
-
-
-class DataError(ValueError):
-    """A dataset file is malformed; the message names the file, the key and the item."""
 
 
 class BlockedGlobalError(pickle.UnpicklingError, DataError):

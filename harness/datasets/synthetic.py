@@ -25,14 +25,17 @@ intensity) so the same data serves regression models (``task="regression"``).
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from harness.data.types import BenchDataset, DataSpec, Dialogue, RawMedia, Utterance
+from harness.data.types import MODALITIES, BenchDataset, DataSpec, Dialogue, RawMedia, Task, Utterance
+from harness.datasets.spec_only import spec_dataset, spec_only
 from harness.extractors.projected import Standardized
+from harness.options import PositiveFloat, PositiveInt, UnitInterval
 from harness.registry import DATASETS, EXTRACTORS
 
+Modality = Literal[MODALITIES]  # type: ignore[valid-type]
 CLASS_NAMES = ("neutral", "happy", "sad", "angry")
 AROUSAL = np.array([0, 1, 0, 1])  # high arousal: happy, angry
 VALENCE = np.array([1, 1, -1, -1])  # positive: neutral, happy
@@ -124,7 +127,7 @@ def _extractors(text_dim: int, n_mels: int, dims: tuple[tuple[str, int], ...], s
     return extractors
 
 
-def synthetic_spec(task: str = "classification", text_dim: int = 64, n_mels: int = 40,
+def synthetic_spec(task: Task = "classification", text_dim: int = 64, n_mels: int = 40,
                    dims: dict[str, int] | None = None) -> DataSpec:
     """The :class:`DataSpec` that :func:`synthetic` gives with these options, without generating
     any data (``mcer-bench describe`` builds models on it)."""
@@ -195,23 +198,23 @@ def _generate(n_train: int, n_valid: int, n_test: int, min_utts: int, max_utts: 
 
 @DATASETS.register("synthetic", task="classification|regression", raw_media=True, default=True)
 def synthetic(
-    task: str = "classification",
-    n_train: int = 48,
-    n_valid: int = 12,
-    n_test: int = 16,
-    min_utts: int = 6,
-    max_utts: int = 14,
+    task: Task = "classification",
+    n_train: PositiveInt = 48,
+    n_valid: PositiveInt = 12,
+    n_test: PositiveInt = 16,
+    min_utts: PositiveInt = 6,
+    max_utts: PositiveInt = 14,
     seed: int = 0,
-    text_cue_prob: float = 0.8,
-    text_misleading_prob: float = 0.1,
-    separation: float = 0.7,
-    mood_change_prob: float = 0.25,
-    frame_size: int = 32,
-    n_frames: int = 8,
-    text_dim: int = 64,
-    n_mels: int = 40,
+    text_cue_prob: UnitInterval = 0.8,
+    text_misleading_prob: UnitInterval = 0.1,
+    separation: PositiveFloat = 0.7,
+    mood_change_prob: UnitInterval = 0.25,
+    frame_size: PositiveInt = 32,
+    n_frames: PositiveInt = 8,
+    text_dim: PositiveInt = 64,
+    n_mels: PositiveInt = 40,
     keep_raw: bool = True,
-    dims: dict[str, int] | None = None,
+    dims: dict[Modality, PositiveInt] | None = None,
 ) -> BenchDataset:
     """Seeded synthetic two-speaker dialogues with waveforms, RGB clips and transcripts.
 
@@ -222,29 +225,14 @@ def synthetic(
     of their features (the ``projected`` extractor), so a model preset can run on synthetic
     data (``{"text": 600, "audio": 300}`` drops video).
     """
-    if dims is not None:
-        unknown = sorted(set(dims) - {"text", "audio", "video"})
-        bad = {m: d for m, d in dims.items() if not isinstance(d, int) or isinstance(d, bool) or d < 1}
-        if unknown or bad:
-            raise ValueError(f"synthetic: dims maps 'text', 'audio', 'video' to positive widths, got {dims!r}"
-                             + (f" (unknown modalities {unknown})" if unknown else ""))
-    if task not in ("classification", "regression"):
-        raise ValueError(f"synthetic: task must be 'classification' or 'regression', got {task!r}")
-    for name, value in (("n_train", n_train), ("n_valid", n_valid), ("n_test", n_test)):
-        if value < 1:
-            raise ValueError(f"synthetic: {name} must be >= 1 dialogue, got {value}")
-    if not 1 <= min_utts <= max_utts:
-        raise ValueError(f"synthetic: need 1 <= min_utts <= max_utts, got min_utts={min_utts}, max_utts={max_utts}")
-    for name, value in (("text_cue_prob", text_cue_prob), ("text_misleading_prob", text_misleading_prob),
-                        ("mood_change_prob", mood_change_prob)):
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"synthetic: {name} must be a probability in [0, 1], got {value}")
-    if separation <= 0:
-        raise ValueError(f"synthetic: separation must be > 0, got {separation}")
+    if min_utts > max_utts:
+        raise ValueError(f"synthetic: need min_utts <= max_utts, got min_utts={min_utts}, max_utts={max_utts}")
+    spec = synthetic_spec(task, text_dim, n_mels, dims)
+    if spec_only():
+        return spec_dataset("synthetic", spec, {"source": "synthetic generator (harness.datasets.synthetic)"})
     dialogues, _, ex_config = _generate(n_train, n_valid, n_test, min_utts, max_utts, seed, text_cue_prob,
                                         text_misleading_prob, separation, mood_change_prob, frame_size,
                                         n_frames, text_dim, n_mels, keep_raw, tuple(sorted((dims or {}).items())))
-    spec = synthetic_spec(task, text_dim, n_mels, dims)
     splits = {
         split: [
             Dialogue(did, [

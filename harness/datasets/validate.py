@@ -11,14 +11,20 @@ import functools
 import logging
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
 import torch
 
-from harness.datasets.safe_pickle import DataError
+from harness.errors import DataError
+from harness.options import Range
 
 log = logging.getLogger(__name__)
+
+Nonfinite = Literal["error", "zero"]
+"""The loaders' ``nonfinite`` option: refuse NaN/inf features, or repair them to 0 (counted)."""
+HeldOutFraction = Annotated[float, Range(0, 1, low_open=True, high_open=True)]
+"""The share of train dialogues held out for validation (or of videos split off), in (0, 1)."""
 MAX_LISTED_REPAIRS = 50
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -100,11 +106,6 @@ def to_features(x: Any, *, source: str, key: str, uid: str, repairs: RepairLog,
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 
-def check_nonfinite_option(nonfinite: str, loader: str) -> None:
-    if nonfinite not in ("error", "zero"):
-        raise ValueError(f"{loader}: nonfinite must be 'error' or 'zero', got {nonfinite!r}")
-
-
 def check_dims(dims: dict[str, int], modality: str, x: torch.Tensor, source: str, key: str, uid: str) -> None:
     """Record the dim of ``modality`` on first sight; raise if a later utterance differs."""
     d = int(x.shape[1])
@@ -138,9 +139,8 @@ def check_label(value: Any, num_classes: int, source: str, key: str, uid: str) -
 
 
 def held_out_valid(train_ids: list[str], valid_fraction: float, seed: int) -> tuple[list[str], list[str], str]:
-    """Split train dialogue ids into (train, valid) with a fixed seeded share; returns a card note too."""
-    if not 0.0 < valid_fraction < 1.0:
-        raise ValueError(f"valid_fraction must be in (0, 1), got {valid_fraction!r}")
+    """Split train dialogue ids into (train, valid) with a fixed seeded share (a
+    :data:`HeldOutFraction`, as the loaders declare it); returns a card note too."""
     if len(train_ids) < 2:
         raise DataError(f"cannot hold out a validation split from {len(train_ids)} train dialogue(s); need >= 2")
     ordered = sorted(train_ids, key=str)

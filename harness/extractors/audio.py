@@ -15,6 +15,7 @@ import torch
 
 from harness.data.types import RawMedia
 from harness.extractors.base import Extractor
+from harness.options import PositiveFloat, PositiveInt
 from harness.registry import EXTRACTORS
 from harness.runtime import machine_independent_threads
 
@@ -58,11 +59,8 @@ class LogMel(Extractor):
     modality = "audio"
     name = "logmel"
 
-    def __init__(self, n_mels: int = 40, win_ms: float = 25.0, hop_ms: float = 20.0, sample_rate: int = 16000) -> None:
-        if n_mels < 1:
-            raise ValueError(f"n_mels must be >= 1, got {n_mels}")
-        if hop_ms <= 0 or win_ms <= 0:
-            raise ValueError(f"win_ms and hop_ms must be > 0, got win_ms={win_ms}, hop_ms={hop_ms}")
+    def __init__(self, n_mels: PositiveInt = 40, win_ms: PositiveFloat = 25.0, hop_ms: PositiveFloat = 20.0,
+                 sample_rate: PositiveInt = 16000) -> None:
         self.n_mels = int(n_mels)
         self.win_ms = float(win_ms)
         self.hop_ms = float(hop_ms)

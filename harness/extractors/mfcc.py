@@ -18,6 +18,7 @@ from scipy.fft import dct
 from harness.data.types import RawMedia
 from harness.extractors.audio import LogMel
 from harness.extractors.base import Extractor
+from harness.options import PositiveFloat, PositiveInt
 from harness.registry import EXTRACTORS
 from harness.runtime import machine_independent_threads
 
@@ -36,10 +37,10 @@ class MFCC(Extractor):
     modality = "audio"
     name = "mfcc"
 
-    def __init__(self, n_mfcc: int = 13, n_mels: int = 40, win_ms: float = 25.0, hop_ms: float = 10.0,
-                 sample_rate: int = 16000, stats: bool = True) -> None:
-        if not 1 <= n_mfcc <= n_mels:
-            raise ValueError(f"mfcc: need 1 <= n_mfcc <= n_mels, got n_mfcc={n_mfcc}, n_mels={n_mels}")
+    def __init__(self, n_mfcc: PositiveInt = 13, n_mels: PositiveInt = 40, win_ms: PositiveFloat = 25.0,
+                 hop_ms: PositiveFloat = 10.0, sample_rate: PositiveInt = 16000, stats: bool = True) -> None:
+        if n_mfcc > n_mels:
+            raise ValueError(f"mfcc: need n_mfcc <= n_mels, got n_mfcc={n_mfcc}, n_mels={n_mels}")
         self.n_mfcc = int(n_mfcc)
         self.n_mels = int(n_mels)
         self.win_ms = float(win_ms)

@@ -10,6 +10,7 @@ import torch
 
 from harness.data.types import RawMedia
 from harness.extractors.base import Extractor
+from harness.options import PositiveInt
 from harness.registry import EXTRACTORS
 from harness.runtime import machine_independent_threads
 
@@ -26,11 +27,9 @@ class Projected(Extractor):
 
     name = "projected"
 
-    def __init__(self, base: dict[str, Any], dim: int, seed: int = 0) -> None:
+    def __init__(self, base: dict[str, Any], dim: PositiveInt, seed: int = 0) -> None:
         if not isinstance(base, dict) or "name" not in base:
             raise ValueError(f"projected: base must be an extractor config with a 'name' key, got {base!r}")
-        if int(dim) < 1:
-            raise ValueError(f"projected: dim must be >= 1, got {dim!r}")
         self.base = dict(base)
         self.out_dim = int(dim)
         self.seed = int(seed)

@@ -17,6 +17,7 @@ import torch
 
 from harness.data.types import RawMedia
 from harness.extractors.base import Extractor
+from harness.options import PositiveInt
 from harness.registry import EXTRACTORS
 
 _WORD = re.compile(r"[a-z0-9']+")
@@ -36,9 +37,7 @@ class HashEmbed(Extractor):
     modality = "text"
     name = "hash-embed"
 
-    def __init__(self, dim: int = 64, salt: str = "mcer-bench") -> None:
-        if dim < 1:
-            raise ValueError(f"dim must be >= 1, got {dim}")
+    def __init__(self, dim: PositiveInt = 64, salt: str = "mcer-bench") -> None:
         self._dim = int(dim)
         self.salt = str(salt)
         self._cache: dict[str, np.ndarray] = {}

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 
 from harness.data.types import RawMedia
 from harness.extractors.base import Extractor, runtime_of
+from harness.options import DataPath, PositiveInt, Range
 from harness.registry import EXTRACTORS
 from harness.runtime import machine_independent_threads, select_device
 
@@ -39,16 +40,14 @@ class TransformerText(Extractor):
     modality = "text"
     name = "transformer"
 
-    def __init__(self, path: str, layer: int = -1, max_length: int = 128, batch_size: int = 16,
-                 device: str = "auto") -> None:
+    def __init__(self, path: DataPath, layer: int = -1, max_length: Annotated[int, Range(2)] = 128,
+                 batch_size: PositiveInt = 16, device: str = "auto") -> None:
         """``batch_size`` is accepted for configurations written before transcripts were encoded
         one at a time (see :meth:`extract`); it is checked and kept, and no longer batches."""
         p = Path(path)
         if not p.is_dir() or not (p / "config.json").is_file():
             raise ValueError(f"transformer: path {str(path)!r} must be a local model directory containing config.json "
                              f"(hub names are not downloaded)")
-        if max_length < 2 or batch_size < 1:
-            raise ValueError(f"transformer: need max_length >= 2 and batch_size >= 1, got {max_length}, {batch_size}")
         from transformers import AutoModel, AutoTokenizer
 
         self.path = str(p.resolve())

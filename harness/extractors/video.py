@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from harness.data.types import RawMedia
 from harness.extractors.base import Extractor
+from harness.options import PositiveInt
 from harness.registry import EXTRACTORS
 from harness.runtime import machine_independent_threads
 
@@ -40,9 +41,7 @@ class FrameStats(Extractor):
     modality = "video"
     name = "frame-stats"
 
-    def __init__(self, grid: int = 4) -> None:
-        if grid < 1:
-            raise ValueError(f"grid must be >= 1, got {grid}")
+    def __init__(self, grid: PositiveInt = 4) -> None:
         self.grid = int(grid)
 
     @property

@@ -1,7 +1,9 @@
 """The ``mcer-bench`` command line: a thin layer over the Python API.
 
 Every command exits 0 on success, 2 on bad input (with one clear message on stderr naming
-what is wrong) and 1 on an unexpected failure.
+what is wrong, before anything is written) and 1 on an unexpected failure. ``run`` also exits
+1 when every cell of the sweep failed (after its summary of the failures, grouped by error);
+a sweep with some failed cells exits 0: a failed cell is a result.
 """
 
 from __future__ import annotations
@@ -130,6 +132,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                         resume=args.resume, allow_code_change=args.allow_code_change)
     print(f"{summary.cells_written} cells evaluated ({summary.failed} failed), {summary.cells_skipped} already stored, "
           f"{summary.trainings_run} trainings, {summary.wall_time_s:.1f} s")
+    from harness.run.failures import failure_lines
+
+    for line in failure_lines(summary.failures, summary.cells_total):
+        print(line)
+    if summary.all_failed:
+        print(f"mcer-bench: every cell of the sweep failed, so no report was written; the results in {out} say why "
+              f"for each cell", file=sys.stderr)
+        return 1
     if not args.no_report:
         from reports.build import build_report  # matplotlib and seaborn: only when a report is written
 
@@ -178,10 +188,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not db.exists():
         raise CLIError(f"{run_dir} has no results.sqlite: is it a run directory made by 'mcer-bench run'?")
     check_store(db)  # read-only: a corrupt, truncated or empty store is refused before any report file
+    from harness.run.report_titles import registered_titles
     from reports.build import build_report
 
     with read_only_stores():
-        written = build_report(run_dir, metric=args.metric)
+        written = build_report(run_dir, metric=args.metric, titles=registered_titles(db))
     for path in written["figures"] + written["tables"]:
         print(f"wrote {path}")
     return 0
@@ -206,8 +217,8 @@ DEFAULT_GALLERY = ("audio-white", "audio-spikes", "audio-reverb", "video-gaussia
 
 
 def cmd_corruptions_gallery(args: argparse.Namespace) -> int:
-    from corruptions import gallery
     from harness.registry import CORRUPTIONS, DATASETS
+    from harness.run import gallery
 
     for n in args.names:
         CORRUPTIONS.get(n)  # unknown names fail here with close matches

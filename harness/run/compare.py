@@ -102,7 +102,9 @@ def merge_stores(run_dirs: Sequence[str | Path], out: str | Path, allow_incompar
             con.execute("ATTACH DATABASE ? AS src", (f"{info['db'].resolve().as_uri()}?mode=ro",))
             for table in ("results", "trainings"):
                 cols = [r[1] for r in con.execute(f"PRAGMA main.table_info({table})")]
-                select = ", ".join(_renamed("variant", rename) if c == "variant" else c for c in cols)
+                have = {r[1] for r in con.execute(f"PRAGMA src.table_info({table})")}  # an older store lacks some
+                select = ", ".join(_renamed("variant", rename) if c == "variant" else c if c in have else "NULL"
+                                   for c in cols)
                 con.execute(f"INSERT OR IGNORE INTO main.{table} ({', '.join(cols)}) SELECT {select} "
                             f"FROM src.{table}")
             con.execute("INSERT OR IGNORE INTO main.predictions SELECT * FROM src.predictions")
@@ -134,12 +136,13 @@ def first_report_config(run_dirs: Sequence[str | Path]) -> dict[str, Any]:
 
 def cmd_compare(args: Any) -> int:
     """``mcer-bench compare``: merge, then build the report with the first run's ``[report]`` settings."""
+    from harness.run.report_titles import registered_titles
     from reports.build import build_report
 
     db = merge_stores(args.run_dirs, args.out, allow_incomparable=args.allow_incomparable)
     names = ", ".join(Path(d).name for d in args.run_dirs)
     written = build_report(db.parent, metric=args.metric, report_config=first_report_config(args.run_dirs),
-                           title=f"mcer-bench comparison: {names}")
+                           title=f"mcer-bench comparison: {names}", titles=registered_titles(db))
     for path in written["figures"] + written["tables"]:
         print(f"wrote {path}")
     return 0

@@ -1,8 +1,10 @@
 """Sweep configuration in TOML, validated before anything runs.
 
 Structure errors (unknown keys, wrong types, empty lists) are caught by pydantic models with
-``extra="forbid"``; names and options are then checked against the registries. Every error
-names the key, the value and what was expected, and :class:`ConfigError` carries all of them.
+``extra="forbid"``; names and options are then checked against the registries, option values
+against each plugin's declaration (:mod:`harness.options`), and what the config points at
+(datasets, models on them, corruptions) by :mod:`harness.run.validate`. Every error names the
+key, the value and what was expected, and :class:`ConfigError` carries all of them.
 
 Example::
 
@@ -28,13 +30,10 @@ Example::
 
 from __future__ import annotations
 
-import inspect
-import types
-import typing
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -46,9 +45,8 @@ from harness.registry import (
     DEFENSES,
     MODELS,
     RegistryError,
-    accepted_options,
 )
-from harness.run.validate import describe_validation_error, input_problems
+from harness.run.validate import describe_validation_error, input_problems, option_value_lines
 from harness.train import TrainConfig
 
 
@@ -168,7 +166,7 @@ class ModelEntry(_Strict):
         """The training recipe of the named preset (empty without one)."""
         if not self.preset or self.name is None:
             return {}
-        _, preset, _ = MODELS.resolve(self.name, self.model_options(), n_positional=1)
+        _, preset, _ = MODELS.resolve(self.name, self.model_options(), n_positional=1, check_values=False)
         return dict(preset.recipe) if preset is not None else {}
 
 
@@ -237,7 +235,8 @@ class ReportSection(_Strict):
 
 class DeploymentSection(_Strict):
     """The deployment profile measured after the grid, once per model and dataset (from the
-    first seed's clean-trained checkpoint): see ``reports.deployment.deployment_profile``."""
+    first seed's clean-trained checkpoint): see ``harness.profile.deployment_profile``; the
+    report's table of them is ``reports.deployment.deployment_table``."""
 
     enabled: bool = True
     max_utterances: int = Field(default=20, ge=1, le=1000)  # longest streamed dialogue, throughput batch
@@ -287,11 +286,18 @@ def parse_config(data: dict[str, Any], source: str = "config") -> SweepConfig:
         if (m.name is None) == (m.set is None):
             problems.append(f"{source}: key 'models.{i}': give exactly one of 'name' or 'set' (got name={m.name!r}, set={m.set!r})")
             continue
+        if "preset" in m.options:
+            problems.append(f"{source}: key 'models.{i}.options.preset': a preset is named by the entry's own key, not "
+                            f"among its options: write preset = {m.options['preset']!r} beside name = "
+                            f"{m.name or m.set!r} (there it sets both the architecture and the training recipe)")
+            continue
         if m.name is not None:
             if not _check(problems, source, f"models.{i}", MODELS, m.name, m.model_options(), n_positional=1):
                 continue
         elif m.set not in model_sets():
             problems.append(f"{source}: key 'models.{i}.set': unknown model set {m.set!r}; known sets: {sorted(model_sets())}")
+        elif not _set_options_ok(problems, source, i, m):
+            continue
         elif m.preset is not None:
             problems.append(f"{source}: key 'models.{i}.preset': a preset applies to one named model, not to the "
                             f"set {m.set!r} (got preset={m.preset!r})")
@@ -328,7 +334,7 @@ def parse_config(data: dict[str, Any], source: str = "config") -> SweepConfig:
     if cfg.tune is not None:
         problems += _tune_problems(cfg, source)
     if not problems:
-        problems += input_problems(cfg, source)  # paths, option values, raw media: see harness.run.validate
+        problems += input_problems(cfg, source, model_sets())  # datasets, models on them, media: see validate
     if problems:
         raise ConfigError("\n".join(problems))
     return cfg
@@ -363,75 +369,27 @@ def _tune_problems(cfg: SweepConfig, source: str) -> list[str]:
 
 def _check(problems: list[str], source: str, key: str, registry: Any, name: str, options: dict[str, Any],
            n_positional: int = 0) -> bool:
-    """Append the problems of creating ``name`` with ``options``; True when there were none."""
+    """Append the problems of creating ``name`` with ``options`` (unknown name or option, a value
+    its declaration refuses); True when there were none."""
     try:
-        entry, _, options = registry.resolve(name, options, n_positional=n_positional)
+        _, _, effective = registry.resolve(name, options, n_positional=n_positional, check_values=False)
     except RegistryError as exc:
         problems.append(f"{source}: key '{key}': {exc}")
         return False
-    type_problems = _option_type_problems(entry.obj, options, n_positional)
-    problems += [f"{source}: key '{key}.options.{p}" for p in type_problems]
-    return not type_problems
+    found = option_value_lines(registry, name, effective, f"{key}.options", source, n_positional)
+    problems += found
+    return not found
 
 
-_PLAIN = (bool, int, float, str, dict, list, tuple)
-
-
-def _option_type_problems(obj: Any, options: dict[str, Any], n_positional: int) -> list[str]:
-    """``"<name>': <why>"`` for each option whose value cannot have the type the plugin declares.
-
-    Types come from the annotation (plain types, ``X | None``, ``Literal[...]``) or else from
-    a non-None default; options of any other declared type are left to the plugin.
-    """
-    accepted = accepted_options(obj, n_positional) or {}
-    target = obj.__init__ if inspect.isclass(obj) else obj
-    try:
-        hints = typing.get_type_hints(target)
-    except Exception:  # noqa: BLE001 - unresolvable annotations: fall back to defaults
-        hints = {}
-    out = []
-    for key, value in options.items():
-        param = accepted.get(key)
-        if param is None:
-            continue
-        why = _type_mismatch(value, hints.get(key), param.default)
-        if why:
-            out.append(f"{key}': {why} (got {value!r})")
-    return out
-
-
-def _type_mismatch(value: Any, hint: Any, default: Any) -> str | None:
-    if hint is None:
-        if default is inspect.Parameter.empty or default is None or type(default) not in _PLAIN:
-            return None
-        hint = type(default)
-    args = typing.get_args(hint) if typing.get_origin(hint) in (Union, types.UnionType) else (hint,)
-    allowed: set[type] = set()
-    literals: list[Any] = []
-    for a in args:
-        origin = typing.get_origin(a) or a
-        if a is type(None):
-            allowed.add(type(None))
-        elif origin is Literal:
-            literals += list(typing.get_args(a))
-        elif origin in _PLAIN:
-            allowed.add(origin)
-        else:
-            return None  # a type this check does not model: the plugin validates it
-    if any(value == x and type(value) is type(x) for x in literals):
-        return None
-    if isinstance(value, bool):
-        ok = bool in allowed
-    elif isinstance(value, int):
-        ok = bool({int, float} & allowed)
-    elif isinstance(value, list):
-        ok = bool({list, tuple} & allowed)
-    else:
-        ok = any(isinstance(value, t) for t in allowed)
-    if ok:
-        return None
-    expected = sorted([t.__name__ if t is not type(None) else "None" for t in allowed] + [repr(x) for x in literals])
-    return f"expected {' or '.join(expected)}"
+def _set_options_ok(problems: list[str], source: str, i: int, entry: ModelEntry) -> bool:
+    """The entry's ``options`` are checked with every variant of its model set."""
+    found: list[str] = []
+    for _, name, options in model_sets()[entry.set or ""]:
+        lines: list[str] = []
+        _check(lines, source, f"models.{i}", MODELS, name, {**options, **entry.options}, n_positional=1)
+        found += [line for line in lines if line not in found]
+    problems += found
+    return not found
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

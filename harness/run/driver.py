@@ -14,7 +14,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from harness.provenance import code_version, config_hash, now_utc, package_versi
 from harness.registry import worker_environment
 from harness.run.cluster import RaySession, check_shared_storage, open_ray, ray_address
 from harness.run.config import SweepConfig
+from harness.run.failures import FailureGroup, group_failures
 from harness.run.plan import EvalCell, SweepError, make_plan
 from harness.run.worker import DatasetCache, run_training_cell
 from harness.runtime import PORTABLE_ENVIRONMENT, describe_device, plan_workers, select_device
@@ -85,12 +86,23 @@ def run_lock(out: Path) -> Iterator[None]:
 
 @dataclass
 class SweepSummary:
+    """What a sweep did: cells evaluated now (``cells_written``, of which ``failed``) and before
+    (``cells_skipped``); ``cells_total`` and ``failures`` (grouped by error) cover every cell of
+    the plan, stored before or now."""
+
     out: Path
     trainings_run: int
     cells_written: int
     cells_skipped: int
     failed: int
     wall_time_s: float
+    cells_total: int = 0
+    failures: list[FailureGroup] = field(default_factory=list)
+
+    @property
+    def all_failed(self) -> bool:
+        """Every cell of the plan failed: the sweep has no result to report."""
+        return self.cells_total > 0 and sum(g.count for g in self.failures) == self.cells_total
 
 
 def check_resumable(out: Path, resume: bool, allow_code_change: bool) -> None:
@@ -204,7 +216,11 @@ def _run_locked(cfg: SweepConfig, out: Path, raw_config: dict[str, Any] | None, 
         from harness.run.post_run import run_post_run
 
         run_post_run(cfg, plan.trainings, cache, store, out, device, log)
-    return SweepSummary(out, len(todo), n_cells, plan.n_evaluations - n_cells, failed, time.perf_counter() - start)
+        keys = {c.key for cells in plan.evaluations.values() for c in cells}
+        outcomes = store.outcomes()
+        failures = group_failures(outcomes[outcomes["cell_key"].isin(keys)])
+    return SweepSummary(out, len(todo), n_cells, plan.n_evaluations - n_cells, failed, time.perf_counter() - start,
+                        plan.n_evaluations, failures)
 
 
 def run_cells(cfg: SweepConfig, todo: list[tuple[Any, list[EvalCell]]], out: Path, cache: DatasetCache, device: Any,

@@ -77,6 +77,13 @@ class EvalCell:
                 config_hash(self.corruption_options), self.severity, self.corruption_seed, self.defense,
                 config_hash(self.defense_options))
 
+    def title(self) -> str | None:
+        """The corruption entry in words, as figures and tables name it (``None`` for the clean
+        cell): :meth:`harness.corruption.Corruption.display_title` of its class."""
+        if self.corruption == CLEAN:
+            return None
+        return CORRUPTIONS.get(self.corruption).obj.display_title(self.corruption_label, self.corruption_options)
+
     def severity_parameter(self) -> tuple[str | None, str | None]:
         """The corruption's physical parameter and its value at this severity, e.g.
         ``("snr_db", "0 dB")``; ``(None, None)`` for the clean cell."""

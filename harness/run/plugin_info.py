@@ -18,10 +18,6 @@ from harness.options import option_specs
 from harness.presets import Preset, block_params, presets_of
 from harness.registry import ALL_REGISTRIES, MODELS, Entry, RegistryError, options_preset_name
 
-KIND_OF = {"model": "models", "dataset": "datasets", "corruption": "corruptions", "defense": "defenses",
-           "extractor": "extractors"}
-
-
 # ------------------------------------------------------------------------------ list
 
 def list_text(data: dict[str, list[dict[str, Any]]], width: int | None = None) -> str:
@@ -50,7 +46,7 @@ def find_entry(name: str, kind: str | None = None) -> Entry[Any]:
 
 
 def plugin_info(entry: Entry[Any]) -> dict[str, Any]:
-    """Name, kind, class, summary, options (type, default, allowed values) and metadata."""
+    """Name, kind, class, summary, options (type, default, allowed values, range) and metadata."""
     obj = entry.obj
     doc = inspect.getdoc(obj) or ""
     info: dict[str, Any] = {
@@ -127,7 +123,7 @@ def preset_info(name: str, preset_name: str) -> dict[str, Any]:
 
 
 def options_text(options: list[dict[str, Any]], width: int) -> list[str]:
-    """One entry per option: name, type, default and allowed values, wrapped to ``width``."""
+    """One entry per option: name, type, default, allowed values and range, wrapped to ``width``."""
     if not options:
         return ["  (no options)"]
     w = max(len(o["name"]) for o in options)
@@ -136,6 +132,8 @@ def options_text(options: list[dict[str, Any]], width: int) -> list[str]:
         text = f"{o['type']}, " + ("required" if o["required"] else f"default {o['default']!r}")
         if o["allowed"] is not None:
             text += "; one of " + ", ".join(repr(a) for a in o["allowed"])
+        if o.get("range"):
+            text += f"; in {o['range']}"
         out += textwrap.wrap(text, max(40, width), initial_indent=f"  {o['name']:<{w}}  ",
                              subsequent_indent=" " * (w + 6))
     return out

@@ -8,7 +8,8 @@
 * ``figures/gallery_<dataset>.{png,pdf}``: the sweep's raw-media corruptions at severities 0..5
   on one test utterance (needs the dataset's raw media; drawn once).
 
-Everything here is best effort for one item at a time: a model whose checkpoint is missing or
+Everything here is best effort for one item at a time: a model whose training failed is
+skipped with the reason (it has no checkpoint to profile); one whose checkpoint is missing or
 fails to load gets a ``deployment`` record with ``status = "failed"`` and the reason, which the
 report shows, and the others go on.
 """
@@ -69,7 +70,14 @@ def record_deployment(cfg: SweepConfig, trainings: Sequence[Any], cache: Any, st
         return 0
     dev = describe_device(device)
     done = store.artifacts("deployment")
-    todo = [t for t in _first_clean_trainings(trainings) if deployment_key(t.label, t.dataset_shown, dev) not in done]
+    trained = {r.train_key: (r.status, r.error) for r in store.dataframe("trainings").itertuples()}
+    todo = []
+    for t in _first_clean_trainings(trainings):
+        status, error = trained.get(t.key, ("missing", "no training record"))
+        if status != "ok":  # nothing to profile: say why, once, instead of failing to load a checkpoint
+            log_fn(f"deployment: skipped {t.label} on {t.dataset_shown}: its training failed ({error})")
+        elif deployment_key(t.label, t.dataset_shown, dev) not in done:
+            todo.append(t)
     if todo:
         log_fn(f"deployment: profiling {len(todo)} model(s) on {dev}")
     measured = 0
@@ -98,8 +106,8 @@ def record_deployment(cfg: SweepConfig, trainings: Sequence[Any], cache: Any, st
 
 def write_galleries(cfg: SweepConfig, cache: Any, out: Path) -> list[str]:
     """Draw the sweep's raw-media corruptions for each dataset that keeps raw media; returns paths."""
-    from corruptions.gallery import make_gallery
     from harness.corruption import RawCorruption
+    from harness.run.gallery import make_gallery
 
     names: list[str] = []
     options: dict[str, dict[str, Any]] = {}

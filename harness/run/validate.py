@@ -1,11 +1,15 @@
 """Checks of a sweep config beyond its structure, run before anything is written or trained.
 
-:func:`input_problems` checks what the config points at: dataset paths exist and are
-readable, every option value is one its plugin allows (:mod:`harness.options`), corruptions
-and defences can be built with their options, and each raw-media corruption meets a dataset
-that has that raw media. :func:`describe_validation_error` turns pydantic's errors into one
-line each that names the key, the value and what was expected, with the closest valid key for
-a misspelt one.
+:func:`option_value_lines` checks option values against their plugin's declaration
+(:mod:`harness.options`). :func:`input_problems` checks what the config points at: dataset
+paths exist and are readable; each dataset opens and tells its spec (layout, widths, classes,
+speakers; :func:`harness.datasets.spec_only.read_spec`); each model, preset included, is built
+once for each dataset it runs on, on the meta device (no memory, no training), so a preset
+whose widths the data lacks or an option its constructor refuses is caught here; corruptions and
+defences are built with their options and meet datasets that have their modality (and, for
+raw-media ones, that raw media). :func:`describe_validation_error` turns pydantic's errors into
+one line each that names the key, the value and what was expected, with the closest valid key
+for a misspelt one.
 
 Every problem is one line ``<source>: key '<key>': <what is wrong>``.
 """
@@ -23,9 +27,17 @@ from typing import Any, Union
 
 from pydantic import BaseModel, ValidationError
 
-from harness.corruption import RawCorruption
-from harness.options import RAW_FIELD_MODALITY, option_specs, value_problem
-from harness.registry import CORRUPTIONS, DATASETS, DEFENSES, MODELS, Registry, RegistryError, accepted_options
+from harness.corruption import RAW_FIELD_MODALITY, RawCorruption
+from harness.options import accepted_options, option_problems, option_specs
+from harness.registry import (
+    CORRUPTIONS,
+    DATASETS,
+    DEFENSES,
+    EXTRACTORS,
+    MODELS,
+    Registry,
+    RegistryError,
+)
 
 # ------------------------------------------------------------------------------ structure errors
 
@@ -108,28 +120,56 @@ def _section_name(path: tuple[Any, ...]) -> str:
     return f"[[{'.'.join(names)}]]" if path and isinstance(path[-1], int) else f"[{'.'.join(names)}]"
 
 
+# ------------------------------------------------------------------------------ option values
+
+
+def option_value_lines(registry: Registry[Any], name: str, options: dict[str, Any], key: str, source: str,
+                       n_positional: int | None = None) -> list[str]:
+    """One line per option of ``options`` whose value plugin ``name`` refuses by its declaration
+    (type, choices, range), naming the key (``<key>.<option>``), the value and what it must be,
+    with the closest allowed value for a misspelt one."""
+    entry = registry.get(name)
+    specs = {s.name: s for s in option_specs(entry, n_positional)}
+    out = []
+    for option, why in option_problems(entry, options, n_positional).items():
+        value = options[option]
+        close = difflib.get_close_matches(str(value), [str(a) for a in specs[option].allowed or ()], n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        out.append(f"{source}: key '{key}.{option}': {registry.kind} {name!r} does not allow {value!r}: "
+                   f"{why}{hint}")
+    return out
+
+
 # ------------------------------------------------------------------------------ what the config points at
 
+MODEL_BUILD_ERRORS = (ValueError, TypeError, RegistryError)
+"""What a model's constructor raises for options or data it refuses (anything else, e.g. an op
+the meta device lacks, is retried on the CPU)."""
 
-def input_problems(cfg: Any, source: str) -> list[str]:
-    """Problems of the datasets, options and media that ``cfg`` (a validated ``SweepConfig``)
-    names, one line each; empty when it can run."""
+
+def input_problems(cfg: Any, source: str, model_sets: dict[str, list[tuple[str, str, dict[str, Any]]]]) -> list[str]:
+    """Problems of the datasets, models, corruptions and media that ``cfg`` (a validated
+    ``SweepConfig`` whose names and option values are known good) names, one line each; empty
+    when it can run. ``model_sets``: the named model sets (``harness.run.config.model_sets``)."""
     problems: list[str] = []
+    specs: dict[int, Any] = {}
     for i, d in enumerate(cfg.datasets):
-        problems += _dataset_problems(d, f"datasets.{i}", source)
-    for i, m in enumerate(cfg.models):
-        if m.name is not None:
-            _, _, effective = MODELS.resolve(m.name, m.model_options(), n_positional=1)
-            problems += _value_problems(MODELS, m.name, effective, f"models.{i}", source)
-    raw_users: list[tuple[str, str, dict[str, Any], Registry[Any]]] = []
-    entries = [(f"corruptions.{i}", c.name, c.options, CORRUPTIONS) for i, c in enumerate(cfg.corruptions)]
-    entries += [(f"defenses.{i}", d.name, d.options, DEFENSES) for i, d in enumerate(cfg.defenses)]
-    entries += [(f"train_conditions.{i}.mix.{j}", mix.name, mix.options, CORRUPTIONS)
-                for i, tc in enumerate(cfg.train_conditions) for j, mix in enumerate(tc.mix)]
-    for key, name, options, registry in entries:
-        found = _value_problems(registry, name, options, key, source)
+        found = _dataset_problems(d, f"datasets.{i}", source)
         if not found:
-            found = _build_problems(registry, name, options, key, source)
+            spec, why = _read_spec(d, f"datasets.{i}", source)
+            if why is None:
+                specs[i] = spec
+            else:
+                found.append(why)
+        problems += found
+    problems += _model_problems(cfg, specs, source, model_sets)
+    raw_users: list[tuple[str, str, dict[str, Any], Registry[Any]]] = []
+    for key, name, options, registry in corruption_entries(cfg):
+        found = _build_problems(registry, name, options, key, source)
+        if not found and isinstance(options.get("extractor"), dict):
+            found = _extractor_problems(options["extractor"], f"{key}.options.extractor", source)
+        if not found:
+            found = _modality_problems(cfg, specs, registry, name, options, key, source)
         problems += found
         if not found and issubclass(registry.get(name).obj, RawCorruption):
             raw_users.append((key, name, options, registry))
@@ -142,14 +182,133 @@ def input_problems(cfg: Any, source: str) -> list[str]:
     return problems
 
 
+def corruption_entries(cfg: Any) -> list[tuple[str, str, dict[str, Any], Registry[Any]]]:
+    """``(key, name, options, registry)`` of every corruption, training mix and defence of ``cfg``."""
+    entries = [(f"corruptions.{i}", c.name, c.options, CORRUPTIONS) for i, c in enumerate(cfg.corruptions)]
+    entries += [(f"defenses.{i}", d.name, d.options, DEFENSES) for i, d in enumerate(cfg.defenses)]
+    entries += [(f"train_conditions.{i}.mix.{j}", mix.name, mix.options, CORRUPTIONS)
+                for i, tc in enumerate(cfg.train_conditions) for j, mix in enumerate(tc.mix)]
+    return entries
+
+
 def _dataset_problems(entry: Any, key: str, source: str) -> list[str]:
-    problems = _value_problems(DATASETS, entry.name, entry.options, key, source)
+    problems: list[str] = []
     path = entry.options.get("path")
     if isinstance(path, str):
         why = path_problem(path)
         if why:
             problems.append(f"{source}: key '{key}.options.path': {why}")
+    problems += _dataset_extractor_problems(entry, key, source)
     return problems
+
+
+def _dataset_extractor_problems(entry: Any, key: str, source: str) -> list[str]:
+    """A raw-media dataset names an extractor per modality (``audio = "logmel"``) with its
+    options (``audio_options``): both are checked as the extractor's own would be."""
+    params = accepted_options(DATASETS.get(entry.name).obj) or {}
+    effective = {n: p.default for n, p in params.items()} | dict(entry.options)
+    problems = []
+    for m in RAW_FIELD_MODALITY.values():
+        name, options_key = effective.get(m), f"{m}_options"
+        if not isinstance(name, str) or name in ("", "none") or options_key not in params:
+            continue
+        options = effective.get(options_key) or {}
+        problems += _extractor_problems({"name": name, **options}, f"{key}.options.{m}", source,
+                                        f"{key}.options.{options_key}")
+    return problems
+
+
+def _extractor_problems(config: dict[str, Any], key: str, source: str, options_key: str | None = None) -> list[str]:
+    """Problems of an extractor config ``{"name": ..., **options}`` named at ``key`` (its options
+    at ``options_key``, by default beside the name)."""
+    name, options = config.get("name"), {k: v for k, v in config.items() if k != "name"}
+    if not isinstance(name, str):
+        return [f"{source}: key '{key}': an extractor config needs a 'name' (a registered extractor), got {config!r}"]
+    try:
+        EXTRACTORS.resolve(name, options, check_values=False)
+    except RegistryError as exc:
+        return [f"{source}: key '{key}': {exc}"]
+    return option_value_lines(EXTRACTORS, name, options, options_key or key, source)
+
+
+def _read_spec(entry: Any, key: str, source: str) -> tuple[Any, str | None]:
+    """``(spec, None)`` of a dataset entry, or ``(None, why)`` when it cannot be opened: the
+    loader's own error (a file of the wrong layout, widths that disagree) as one line."""
+    from harness.datasets.spec_only import read_spec
+    from harness.errors import DataError
+
+    try:
+        return read_spec(entry.name, entry.options), None
+    except Exception as exc:  # noqa: BLE001 - whatever stops the loader stops the sweep: say so, once
+        where = f"{key}.options.path" if isinstance(exc, (DataError, OSError)) and "path" in entry.options else key
+        what = str(exc) if isinstance(exc, (ValueError, OSError, RegistryError)) else f"{type(exc).__name__}: {exc}"
+        return None, f"{source}: key '{where}': dataset {entry.name!r} cannot be read: {what}"
+
+
+def _model_problems(cfg: Any, specs: dict[int, Any], source: str,
+                    model_sets: dict[str, list[tuple[str, str, dict[str, Any]]]]) -> list[str]:
+    """Each model entry (each variant of a set) built once for each dataset it runs on."""
+    problems: list[str] = []
+    for i, m in enumerate(cfg.models):
+        if m.name is not None:
+            variants = [(m.label or m.name, m.name, m.model_options())]
+        else:
+            variants = [(label, name, {**options, **m.options}) for label, name, options in model_sets[m.set]]
+        for j, d in enumerate(cfg.datasets):
+            if j not in specs or (m.datasets is not None and d.shown not in m.datasets):
+                continue
+            for label, name, options in variants:
+                why = model_build_problem(name, specs[j], options)
+                if why is not None:
+                    key = f"models.{i}.preset" if why[0] == "preset" else f"models.{i}"
+                    problems.append(f"{source}: key '{key}': model {label!r} on dataset {d.shown!r}"
+                                    f"{_path_words(d)}: {why[1]}")
+                    break  # one line per entry and dataset: the other variants share the cause
+    return problems
+
+
+def model_build_problem(name: str, spec: Any, options: dict[str, Any]) -> tuple[str, str] | None:
+    """``(kind, why)`` when model ``name`` cannot be built for ``spec`` with ``options`` (a preset
+    whose widths or task the data lacks, an option its constructor refuses); ``None`` when it
+    can. Built on the meta device: sizes only, no memory, no initialisation."""
+    import torch
+
+    from harness.errors import PresetError
+
+    try:
+        try:
+            with torch.device("meta"):
+                MODELS.create(name, spec, **options)
+        except MODEL_BUILD_ERRORS:
+            raise
+        except Exception:  # noqa: BLE001 - an op the meta device lacks: build it for real
+            MODELS.create(name, spec, **options)
+    except PresetError as exc:
+        return "preset", str(exc)
+    except MODEL_BUILD_ERRORS as exc:
+        return "options", str(exc)
+    return None
+
+
+def _path_words(entry: Any) -> str:
+    path = entry.options.get("path")
+    return f" ({path})" if isinstance(path, str) else ""
+
+
+def _modality_problems(cfg: Any, specs: dict[int, Any], registry: Registry[Any], name: str,
+                       options: dict[str, Any], key: str, source: str) -> list[str]:
+    """A corruption or defence whose modality a dataset lacks (``feature-missing`` on video of
+    an audio-and-text dataset) is refused, naming both."""
+    default = {s.name: s.default for s in option_specs(registry.get(name))}.get("modality")
+    modality = options.get("modality", default)
+    out = []
+    for j, d in enumerate(cfg.datasets):
+        spec = specs.get(j)
+        if spec is not None and isinstance(modality, str) and modality not in spec.dims:
+            out.append(f"{source}: key '{key}.options.modality': {registry.kind} {name!r} acts on {modality!r}, but "
+                       f"dataset {d.shown!r}{_path_words(d)} has no {modality} (its modalities: "
+                       f"{', '.join(spec.dims)}) (datasets.{j})")
+    return out
 
 
 def path_problem(path: str) -> str | None:
@@ -169,21 +328,6 @@ def path_problem(path: str) -> str | None:
     except OSError as exc:
         return f"file {path!r} is not readable ({exc.strerror or exc})"
     return None
-
-
-def _value_problems(registry: Registry[Any], name: str, options: dict[str, Any], key: str, source: str) -> list[str]:
-    """An option value outside the plugin's allowed values (:func:`harness.options.option_specs`)."""
-    out = []
-    specs = {s.name: s for s in option_specs(registry.get(name))}
-    for option, value in options.items():
-        spec = specs.get(option)
-        why = value_problem(spec, value) if spec is not None else None
-        if why:
-            close = difflib.get_close_matches(str(value), [str(a) for a in spec.allowed or ()], n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            out.append(f"{source}: key '{key}.options.{option}': {registry.kind} {name!r} does not allow "
-                       f"{value!r}: {why}{hint}")
-    return out
 
 
 def _build_problems(registry: Registry[Any], name: str, options: dict[str, Any], key: str, source: str) -> list[str]:

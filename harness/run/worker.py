@@ -220,7 +220,7 @@ def _row(common: dict[str, Any], cell: EvalCell, status: str, error: str | None,
     parameter, value = cell.severity_parameter()
     return {**common, "cell_key": cell.key, "corruption": cell.corruption_label if cell.corruption != CLEAN else CLEAN,
             "corruption_options": {"name": cell.corruption, **cell.corruption_options}, "severity": cell.severity,
-            "parameter": parameter, "parameter_value": value,
+            "parameter": parameter, "parameter_value": value, "title": cell.title(),
             "schedule": str(cell.corruption_options.get("schedule", "stationary")), "defense": cell.defense,
             "split": "test", "status": status, "error": error, "metrics": metrics, "n_utterances": n,
             "best_epoch": best_epoch, "wall_time_s": wall, "created_at": now_utc()}

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from harness import DATASETS
 from harness.datasets.detect import load_path
 from harness.datasets.erc_pickle import LAYOUTS
-from harness.datasets.safe_pickle import DataError
+from harness.errors import DataError
 
 from ._helpers import TALLY, fuzz_settings
 

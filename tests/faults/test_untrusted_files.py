@@ -17,7 +17,8 @@ from fixtures_datasets import poisoned_dataset_objects, raw_iemocap_folder, raw_
 
 from harness import DATASETS
 from harness.datasets.detect import detect_format, load_path
-from harness.datasets.safe_pickle import DataError, safe_load, safe_loads
+from harness.datasets.safe_pickle import safe_load, safe_loads
+from harness.errors import DataError
 
 from ._helpers import TALLY, Evil, env
 

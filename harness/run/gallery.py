@@ -217,7 +217,7 @@ def media_dialogue(path: str | Path, sample_rate: int = 16000, fps: float = 10.0
     ``fps``, each cut to the first ``max_seconds``. A file with only one of them gives only that
     one; a file with neither is refused, naming it."""
     from harness.datasets.media import decode_audio, decode_frames
-    from harness.datasets.safe_pickle import DataError
+    from harness.errors import DataError
 
     path = Path(path)
     if not path.is_file():
