@@ -142,9 +142,10 @@ def test_bad_input_is_one_clear_error(encoders, tmp_path):
     assert "holds a 'wav2vec2' model, which is not a vision encoder" in error(path=str(audio))
     assert "never downloaded" in error(path="google/vit-base-patch16-224")
     assert "VideoMAE has no class token" in error(path=str(encoders["videomae"]), token="cls")
-    assert "no_face must be one of last, zeros, got 'blur'" in error(path=str(encoders["vit"]), no_face="blur")
-    assert "margin must be a number in [0, 1], got 2" in error(path=str(encoders["vit"]), margin=2)
-    assert "min_face must be an int in [24, inf], got 8" in error(path=str(encoders["vit"]), min_face=8)
+    assert "option 'no_face' does not allow 'blur': must be one of 'last', 'zeros'" in error(path=str(encoders["vit"]),
+                                                                                          no_face="blur")
+    assert "option 'margin' does not allow 2: must lie in [0, 1]" in error(path=str(encoders["vit"]), margin=2)
+    assert "option 'min_face' does not allow 8: must lie in [24, inf)" in error(path=str(encoders["vit"]), min_face=8)
     ex = EXTRACTORS.create("vision-encoder", path=str(encoders["vit"]), device="cpu")
     with pytest.raises(ValueError, match=r"item 0 frames are float32 \(2, 8, 8, 3\), expected uint8"):
         ex.extract([RawMedia(frames=np.zeros((2, 8, 8, 3), np.float32))])
