@@ -5,7 +5,7 @@ its difference to the full model.
 seeds rounded as printed), so a reader can check it against the columns. Its significance
 comes from the interval of the same quantity, the difference of the seed means
 (:func:`reports.intervals.difference_stats`: the seeds' scatter and the shared test set, a t
-quantile with Welch–Satterthwaite df; the seeds alone when predictions are not stored), with
+quantile; the seeds alone when predictions are not stored), with
 Holm's correction of its p-values over all rows. A variant or full model with a failed seed
 has no mean in that setting.
 """

@@ -84,8 +84,8 @@ def describe_n(n_seeds: Sequence[int], n_utterances: Sequence[int]) -> str:
 
 
 _METHOD_NOTES = {
-    CROSSED: "± half-width of the 95% interval over training seeds and the shared test set (t quantile, "
-             "Welch–Satterthwaite df; the test set resampled by {unit})",
+    CROSSED: "± half-width of the 95% interval over training seeds and the shared test set (a t quantile; the "
+             "test set resampled by {unit})",
     SEEDS_ONLY: "± half-width of the 95% Student-t interval over seeds, without the test-set variance (no stored "
                 "predictions)",
     TEST_ONLY: "one seed: ± half-width of the test-set interval alone (the training variance cannot be estimated)",

@@ -11,12 +11,14 @@ from scipy import stats as sps
 
 from reports.inference import (
     CROSSED,
+    DF_QUANTILE,
     NO_INTERVAL,
     SEEDS_ONLY,
     TEST_ONLY,
     cell_estimate,
     detectable_effect,
     difference_estimate,
+    interval_df,
     resample_indices,
     verdict,
     welch_df,
@@ -83,13 +85,20 @@ def test_a_difference_cancels_the_utterances_both_models_get_wrong():
     assert est.estimate == pytest.approx(np.mean([_acc(r) for r in a]) - np.mean([_acc(r) for r in b]))
 
 
-def test_welch_satterthwaite_degrees_of_freedom():
+def test_degrees_of_freedom_take_the_seed_variance_at_its_upper_bound():
     assert welch_df(2.0, [(1.0, 3), (1.0, 3)]) == pytest.approx(4.0)  # two equal shares, 2 df each
     assert welch_df(2.0, [(2.0, 5)]) == pytest.approx(4.0)
     assert math.isinf(welch_df(1.0, []))
+    # seeds alone: the bound cancels out, and the df are Student's K - 1
+    assert interval_df(0.0, [(0.3, 4)]) == pytest.approx(3.0)
+    # with a test-set share, the seed share enters at s2 (K - 1) / chi2_{1/3}(K - 1): fewer df than plain Welch
+    up = 1.0 * 2 / sps.chi2.ppf(DF_QUANTILE, 2)
+    assert interval_df(1.0, [(1.0, 3)]) == pytest.approx((up + 1.0) ** 2 / (up ** 2 / 2))
+    assert interval_df(1.0, [(1.0, 3)]) < welch_df(2.0, [(1.0, 3)])
     est = difference_estimate([0.5, 0.6, 0.7], [0.4, 0.5, 0.45, 0.55, 0.5], "acc")
     va, vb = np.var([0.5, 0.6, 0.7], ddof=1) / 3, np.var([0.4, 0.5, 0.45, 0.55, 0.5], ddof=1) / 5
-    assert est.df == pytest.approx((va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 4))
+    ua, ub = va * 2 / sps.chi2.ppf(DF_QUANTILE, 2), vb * 4 / sps.chi2.ppf(DF_QUANTILE, 4)
+    assert est.df == pytest.approx((ua + ub) ** 2 / (ua ** 2 / 2 + ub ** 2 / 4))
     assert est.estimate == pytest.approx(0.6 - 0.48)
     assert est.p == pytest.approx(2 * sps.t.sf(0.12 / math.sqrt(va + vb), est.df))
 
@@ -132,7 +141,7 @@ def test_detectable_effect_and_seeds_to_detect():
     # at that many seeds (same scatter), the observed difference is just detectable
     per = est.seed_var_per_seed
     se = math.sqrt(per[0] / need + per[1] / need)
-    assert detectable_effect(se, welch_df(se ** 2, [(per[0] / need, need), (per[1] / need, need)])) <= abs(est.estimate)
+    assert detectable_effect(se, interval_df(0.0, [(per[0] / need, need), (per[1] / need, need)])) <= abs(est.estimate)
     # a test-set variance larger than the effect itself: more seeds cannot help
     est.test_var = (abs(est.estimate) / 2) ** 2
     assert est.seeds_to_detect() is None

@@ -224,7 +224,8 @@ def test_process_executor_sizes_workers_with_the_plan(monkeypatch, tmp_path):
 
     seen = {}
 
-    def fake_run_on_processes(todo, out, device_name, cfg_hash, emit_training, emit_result, workers, threads=None):
+    def fake_run_on_processes(todo, out, device_name, cfg_hash, emit_training, emit_result, workers, threads=None,
+                              env=None):
         seen.update(workers=workers, threads=threads)
 
     monkeypatch.setattr(executors, "run_on_processes", fake_run_on_processes)
@@ -237,3 +238,40 @@ def test_process_executor_sizes_workers_with_the_plan(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     run_cells(cfg, todo, tmp_path, None, torch.device("cuda"), "h", print, print)
     assert seen == {"workers": GPU_WORKERS_PER_DEVICE, "threads": 16 // GPU_WORKERS_PER_DEVICE}
+
+
+def test_the_portable_mode_runs_its_cells_in_fresh_single_thread_processes_with_its_environment(monkeypatch, tmp_path):
+    """Its variables only act before torch is imported, so even the local executor hands its cells
+    to one worker process started with them, and every worker runs one thread."""
+    from harness.run import executors
+    from harness.run.config import parse_config
+    from harness.run.driver import run_cells
+    from harness.runtime import PORTABLE_ENVIRONMENT
+
+    seen = {}
+
+    def fake_run_on_processes(todo, out, device_name, cfg_hash, emit_training, emit_result, workers, threads=None,
+                              env=None):
+        seen.update(workers=workers, threads=threads, env=env)
+
+    monkeypatch.setattr(executors, "run_on_processes", fake_run_on_processes)
+    monkeypatch.setattr(executors, "default_workers", lambda: 16)
+    todo = [(object(), [])] * 40
+    for executor, workers in (("processes", 16), ("local", 1)):
+        cfg = parse_config({"run": {"executor": executor, "arithmetic": "portable"}, "models": [{"name": "text-only"}],
+                            "datasets": [{"name": "synthetic"}]})
+        seen.clear()
+        run_cells(cfg, todo, tmp_path, None, torch.device("cpu"), "h", print, print)
+        assert seen == {"workers": workers, "threads": 1, "env": PORTABLE_ENVIRONMENT}
+
+
+def test_worker_env_sets_the_variables_while_workers_start_and_restores_them(monkeypatch):
+    import os
+
+    from harness.run.executors import worker_env
+
+    monkeypatch.setenv("MKL_CBWR", "before")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    with worker_env({"MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}):
+        assert os.environ["MKL_CBWR"] == "AVX2" and os.environ["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+    assert os.environ["MKL_CBWR"] == "before" and "ONEDNN_MAX_CPU_ISA" not in os.environ
