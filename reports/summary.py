@@ -31,7 +31,7 @@ import numpy as np
 from harness.metrics import default_metric, metric
 from harness.store import ResultStore
 from reports.comparisons import comparison_rows, condition_name, conditions
-from reports.intervals import cell_stats
+from reports.intervals import N_BOOT, cell_stats
 from reports.main_table import all_rows
 from reports.metric_sets import task_of
 
@@ -41,7 +41,7 @@ def _finite(x: Any) -> Any:
     return None if isinstance(x, float) and not np.isfinite(x) else x
 
 
-def run_summary(run_dir: str | Path, model: str, metric_name: str | None = None, n_boot: int = 2000) -> dict[str, Any]:
+def run_summary(run_dir: str | Path, model: str, metric_name: str | None = None, n_boot: int = N_BOOT) -> dict[str, Any]:
     """The summary of ``run_dir`` (see the module doc), comparing ``model`` with every other model."""
     store = ResultStore(Path(run_dir) / "results.sqlite", read_only=True)
     df = store.dataframe()
@@ -82,6 +82,45 @@ def run_summary(run_dir: str | Path, model: str, metric_name: str | None = None,
             "cells": cells, "comparisons": comparisons}
 
 
+SHOWN = ("better", "worse")
+
+
+def compare_summaries(reference: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """How ``other`` (a summary of another run of the same sweep, e.g. on another arithmetic
+    path) differs from ``reference``, verdict by verdict and cell by cell.
+
+    ``changed``: the comparisons shown in one and not the other (``"other / condition: a -> b"``);
+    ``sign_flips``: those shown in both with opposite signs; ``total``: the comparisons both hold;
+    ``cells_moved`` of ``cells`` headline cells whose means differ at all, with the largest and
+    the median absolute shift (stored units)."""
+    ref = {(c["other"], c["condition"]): c for c in reference["comparisons"]}
+    changed, flips = [], []
+    both = [(k, ref[k], c) for c in other["comparisons"] if (k := (c["other"], c["condition"])) in ref]
+    for key, a, b in both:
+        shown_a, shown_b = a["verdict"].endswith(SHOWN), b["verdict"].endswith(SHOWN)
+        if shown_a != shown_b:
+            changed.append(f"{key[0]} / {key[1]}: {a['verdict']} -> {b['verdict']}")
+        elif shown_a and a["verdict"] != b["verdict"]:
+            flips.append(f"{key[0]} / {key[1]}: {a['verdict']} -> {b['verdict']}")
+    shifts = [abs(other["cells"][k]["mean"] - c["mean"]) for k, c in reference["cells"].items()
+              if k in other["cells"] and c["mean"] is not None and other["cells"][k]["mean"] is not None]
+    moved = [x for x in shifts if x > 0]
+    return {"changed": changed, "sign_flips": flips, "total": len(both), "cells": len(shifts),
+            "cells_moved": len(moved), "max_cell_shift": max(moved, default=0.0),
+            "median_cell_shift": float(sorted(moved)[len(moved) // 2]) if moved else 0.0}
+
+
+def add_second_path(summary: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """``summary`` with ``second_path``: what :func:`compare_summaries` found against ``other``
+    (and ``other``'s devices), and each comparison marked ``same_on_second_path``."""
+    diff = compare_summaries(summary, other)
+    verdicts = {(c["other"], c["condition"]): c["verdict"] for c in other["comparisons"]}
+    for c in summary["comparisons"]:
+        c["same_on_second_path"] = verdicts.get((c["other"], c["condition"])) == c["verdict"]
+    summary["second_path"] = {**diff, "devices": other["provenance"]["devices"]}
+    return summary
+
+
 def _points(x: float) -> str:
     return f"{x * 100:.1f}"
 
@@ -105,25 +144,38 @@ def _detectable(c: dict[str, Any]) -> str:
 
 
 def markdown_tables(summary: dict[str, Any], models: list[str] | None = None,
-                    conditions_shown: list[str] | None = None) -> str:
+                    conditions_shown: list[str] | None = None, compared: list[str] | None = None) -> str:
     """The README's two tables: per model the mean and 95% interval of the summary's metric in
     each condition (points; the text around the table names the metric),
     and the summary's model against each other model with the delta, its interval, the verdict
     and the smallest difference the run detects with 80% power. ``models`` /
-    ``conditions_shown`` choose and order rows and columns (default: all, clean first)."""
+    ``conditions_shown`` choose and order rows and columns (default: all, clean first);
+    ``compared`` the conditions of the comparisons (default: those of the cells). When the
+    summary has a second path (:func:`add_second_path`), a comparison whose verdict changed
+    there is left out of the table and listed after it."""
     cells = summary["cells"]
     all_models = sorted({c["variant"] for c in cells.values()})
     models = models or [summary["model"]] + [m for m in all_models if m != summary["model"]]
     conds = conditions_shown or list(dict.fromkeys(c["condition"] for c in cells.values()))
+    compared = compared or conds
     lines = ["| model | " + " | ".join(conds) + " |",
              "|---|" + "---:|" * len(conds)]
     for m in models:
         lines.append(f"| `{m}` | " + " | ".join(_cell(cells[f"{m}|{c}"]) for c in conds) + " |")
     lines += ["", "| comparison | condition | Δ | verdict | detectable Δ (80% power) |", "|---|---|---:|---|---:|"]
-    for c in summary["comparisons"]:
-        if c["other"] in models and c["condition"] in conds:
+    left_out = []
+    for cond in compared:
+        for c in summary["comparisons"]:
+            if c["other"] not in models or c["condition"] != cond:
+                continue
+            if c.get("same_on_second_path") is False:
+                left_out.append(f"`{c['other']}` / {c['condition']} ({c['verdict']})")
+                continue
             lines.append(f"| `{c['model']}` vs `{c['other']}` | {c['condition']} | {_delta(c)} | {c['verdict']} | "
                          f"{_detectable(c)} |")
+    if left_out:
+        lines += ["", "Not quoted, because the verdict changed on the second arithmetic path: " + ", ".join(left_out)
+                  + "."]
     return "\n".join(lines)
 
 
@@ -136,13 +188,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="also print the README's two tables")
     parser.add_argument("--models", nargs="+", help="with --markdown: the rows, in order (default: all)")
     parser.add_argument("--conditions", nargs="+", help="with --markdown: the columns (default: all)")
+    parser.add_argument("--compared", nargs="+", help="with --markdown: the comparisons' conditions (default: "
+                                                      "the columns)")
+    parser.add_argument("--second-path", metavar="RUN_DIR",
+                        help="a run of the same sweep on another arithmetic path: record which verdicts and cells "
+                             "changed there; --markdown then quotes only the verdicts that held")
     args = parser.parse_args(argv)
     summary = run_summary(args.run_dir, args.model, args.metric)
+    if args.second_path:
+        add_second_path(summary, run_summary(args.second_path, args.model, args.metric))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(summary, indent=1) + "\n")
     print(f"wrote {args.out}: {len(summary['cells'])} cells, {len(summary['comparisons'])} comparisons")
     if args.markdown:
-        print(markdown_tables(summary, args.models, args.conditions))
+        print(markdown_tables(summary, args.models, args.conditions, args.compared))
     return 0
 
 
