@@ -119,6 +119,8 @@ class Utterance:
 
     ``features[m]`` is float32 ``[T_m, D_m]`` with ``T_m >= 1``. ``label`` is a class index,
     ``score`` a regression target; either may be ``None`` when the dataset lacks it.
+    ``extraction_stats[m]``: the counts the extractor of modality ``m`` reported for these
+    features (e.g. ``{"frames": 40, "frames_without_face": 3}``); empty when it counts nothing.
     """
 
     uid: str
@@ -130,6 +132,7 @@ class Utterance:
     score: float | None = None
     raw: RawMedia | None = None
     speaker_name: str | None = None
+    extraction_stats: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def length(self, modality: str) -> int:
         return int(self.features[modality].shape[0])
