@@ -279,10 +279,9 @@ class RawCorruption(Corruption):
                 f"to corrupt raw media only")
         if self.extractor == NO_EXTRACTOR:
             return None
-        from harness.registry import EXTRACTORS
+        from harness.extractors.base import extractor_from_config
 
-        params = dict(self.extractor)
-        return EXTRACTORS.create(params.pop("name"), **params)
+        return extractor_from_config(self.extractor)
 
     def torch_device(self) -> Any:
         from harness.runtime import select_device
