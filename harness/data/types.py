@@ -90,12 +90,28 @@ class DataSpec:
         }
 
 
+@dataclass(frozen=True)
+class MediaSource:
+    """Where a raw loader decoded an utterance's media from, and how: enough to decode them
+    again (the end-to-end deployment profile times that). Spans are ``(start, end)`` seconds."""
+
+    audio: str | None = None
+    audio_span: tuple[float, float] | None = None
+    sample_rate: int | None = None
+    video: str | None = None
+    video_span: tuple[float, float] | None = None
+    fps: float | None = None
+    frame_size: int | None = None
+    max_frames: int | None = None
+
+
 @dataclass
 class RawMedia:
     """Raw media of one utterance, any part of which may be absent.
 
     ``waveform``: float32 ``[S]`` in [-1, 1] at ``sample_rate`` Hz.
     ``frames``: uint8 ``[F, H, W, 3]`` RGB at ``fps`` frames per second.
+    ``source``: the files they were decoded from (raw loaders; None for generated media).
     """
 
     waveform: np.ndarray | None = None
@@ -103,6 +119,7 @@ class RawMedia:
     frames: np.ndarray | None = None
     fps: float | None = None
     transcript: str | None = None
+    source: MediaSource | None = None
 
     @property
     def duration_s(self) -> float | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.data.types import SPLITS, BenchDataset, DataSpec, Dialogue, RawMedia, Utterance
+from harness.data.types import SPLITS, BenchDataset, DataSpec, Dialogue, MediaSource, RawMedia, Utterance
 from harness.datasets.feature_cache import default_cache_dir, file_sha256
 from harness.datasets.media import decode_audio, decode_frames
 from harness.datasets.spec_only import spec_dataset, spec_only
@@ -135,7 +135,10 @@ def build_raw_dataset(records: list[RawRecord], *, name: str, source: str, spec_
     for r in kept:
         if r.split not in by_split:
             raise DataError(f"{source}: utterance {r.uid!r} has split {r.split!r}; expected one of {SPLITS}")
-        raw = RawMedia(transcript=r.transcript)
+        raw = RawMedia(transcript=r.transcript, source=MediaSource(
+            audio=str(r.audio) if "audio" in extractors and r.audio is not None else None, audio_span=r.audio_span,
+            sample_rate=sample_rate, video=str(r.video) if "video" in extractors and r.video is not None else None,
+            video_span=r.video_span, fps=fps, frame_size=frame_size, max_frames=max_frames))
         feats, item_stats = {}, {}
         for m in extractors:
             if m == "text":

@@ -24,6 +24,21 @@ def config_digest(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def describe_extractor(config: Mapping[str, Any]) -> str:
+    """An extractor config in a few words for tables: ``opensmile IS10_paraling functionals``,
+    ``audio-encoder w2v (frames)``, ``standardized(logmel)``, ``projected(hash-embed) -> 100``."""
+    name = str(config.get("name", "?"))
+    base = config.get("base")
+    if isinstance(base, Mapping):
+        return f"{name}({describe_extractor(base)})" + (f" -> {config['dim']}" if "dim" in config else "")
+    words = [str(config[k]) for k in ("feature_set", "level") if k in config]
+    if isinstance(config.get("path"), str):
+        words.append(config["path"].rstrip("/").rsplit("/", 1)[-1])
+    if "pooling" in config:
+        words.append(f"({config['pooling']})")
+    return " ".join([name, *words])
+
+
 def extractor_from_config(config: Mapping[str, Any]) -> Extractor:
     """The extractor whose :meth:`~Extractor.config` is ``config`` (as a dataset card stores it).
 
