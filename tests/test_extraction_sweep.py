@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from fixtures_datasets import raw_iemocap_folder, write_mp4
 
 from harness import EXTRACTORS
 from harness.extractors.base import config_digest
@@ -15,7 +16,6 @@ from harness.extractors.random_models import save_audio_encoder, save_vision_enc
 from harness.run.config import parse_config
 from harness.run.driver import run_sweep
 from harness.store import ResultStore
-from fixtures_datasets import raw_iemocap_folder, write_mp4
 
 CORRUPTIONS = ("audio-white", "audio-pink")
 SEVERITIES = (2, 5)
