@@ -127,3 +127,45 @@ def test_each_cell_stores_the_frames_without_a_face_of_its_test_set(tmp_path):
     assert clean["frames"] == occluded["frames"] > 0
     assert 0 <= clean["frames_without_face"] <= clean["frames"]  # tone clips hold no face: every frame counts
     assert clean["frames_without_face"] == clean["frames"] and clean["clips_without_face"] == 2
+
+
+def _utterances(dialogues):
+    return [u for d in dialogues for u in d.utterances]
+
+
+def test_a_cached_corruption_equals_the_uncached_one_and_a_full_cache_corrupts_nothing(tmp_path, monkeypatch):
+    import numpy as np
+    import torch
+
+    from harness import CORRUPTIONS, DATASETS
+
+    data = DATASETS.create("synthetic", n_train=2, n_valid=1, n_test=2, min_utts=2, max_utts=3, seed=3)
+    test = data.splits["test"]
+    corruption = CORRUPTIONS.create("audio-babble").bind(data)  # draws on the other utterances of the set
+    cache = ExtractionCache(tmp_path)
+    plain, cached = corruption(test, 3, 7), corruption.cached(test, 3, 7, cache)
+    for a, b in zip(_utterances(plain), _utterances(cached)):
+        assert torch.equal(a.features["audio"], b.features["audio"]) and np.array_equal(a.raw.waveform, b.raw.waveform)
+    assert cache.misses == len(_utterances(test))
+
+    monkeypatch.setattr(type(corruption), "corrupt_raw", lambda *a, **k: pytest.fail("corrupted again"))
+    again = corruption.cached(test, 3, 7, cache, keep_raw=False)
+    for a, b in zip(_utterances(plain), _utterances(again)):
+        assert torch.equal(a.features["audio"], b.features["audio"])
+    monkeypatch.undo()
+    counts = cache.extraction_counts()
+    corruption.cached(test[:1], 3, 7, cache)  # another set: babble draws on other utterances, so new entries
+    assert sum(cache.extraction_counts().values()) == sum(counts.values()) + len(test[0].utterances)
+
+
+def test_an_extractor_is_rebuilt_from_its_recorded_config_and_refused_when_its_files_changed(tmp_path):
+    from harness.extractors.base import extractor_from_config
+
+    folder = save_audio_encoder(tmp_path / "w2v", "wav2vec2")
+    config = EXTRACTORS.create("audio-encoder", path=str(folder), device="cpu").config()
+    assert "model_sha256" in config and extractor_from_config(config).config() == config
+    save_audio_encoder(folder, "wav2vec2", seed=1)  # other weights in the same folder
+    with pytest.raises(ValueError, match="model_sha256 is now"):
+        extractor_from_config(config)
+    smile = EXTRACTORS.create("opensmile", feature_set="eGeMAPSv02").config()
+    assert extractor_from_config(smile).config() == smile  # its library version is a recorded fact
