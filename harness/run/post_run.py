@@ -183,7 +183,7 @@ def record_feature_cache(cfg: SweepConfig, cache: Any, store: ResultStore) -> bo
         return False
     size = extraction.size_report()
     held = {g["extractor"]: g for g in size["by_extractor"]}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for entry in cfg.datasets:
         card = cache.dataset(entry.name, entry.options).card
         for modality, config in sorted((card.get("extractors") or {}).items()):
@@ -191,6 +191,11 @@ def record_feature_cache(cfg: SweepConfig, cache: Any, store: ResultStore) -> bo
             counts = extraction.extraction_counts(digest)
             if not counts and digest not in held:
                 continue  # features made outside the cache (e.g. a generated dataset's clean ones)
+            shared = next((r for r in rows if r["digest"] == digest), None)
+            if shared is not None:  # one extractor in several entries or sets: one row, its entries named
+                shared["dataset"] += f", {entry.shown}"
+                shared["extractor_set"] = ", ".join(filter(None, [shared["extractor_set"], entry.extractor_set]))
+                continue
             clean = sum(n for (c, _, _), n in counts.items() if c == CLEAN)
             rows.append({"dataset": entry.shown, "extractor_set": entry.extractor_set, "modality": modality,
                          "extractor": describe_extractor(config), "digest": digest, "clean_extractions": clean,
