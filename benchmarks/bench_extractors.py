@@ -150,9 +150,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"device: {describe_device(device)} ({platform.processor() or platform.machine()}); wav2vec2 base "
           f"{params / 1e6:.1f}M parameters, random weights; {len(media)} utterances, {seconds:.1f} s of speech; "
           f"best of {args.repeats}; both passes on {'1 CPU thread' if device.type == 'cpu' else 'the GPU'}")
-    print(f"{'measure':42s} {'baseline s':>11s} {'measured s':>11s} {'ratio':>7s}  goal")
+    print(f"{'measure':52s} {'baseline s':>11s} {'measured s':>11s} {'ratio':>7s}  goal")
     for r in rows:
-        print(f"{r['measure']:42s} {r['baseline_s']:11.3f} {r['measured_s']:11.4f} {r['ratio']:7.3f}  {r['goal']}")
+        print(f"{r['measure']:52s} {r['baseline_s']:11.3f} {r['measured_s']:11.4f} {r['ratio']:7.3f}  {r['goal']}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "extractors.csv", "w", newline="") as f:

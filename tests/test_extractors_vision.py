@@ -142,7 +142,8 @@ def test_bad_input_is_one_clear_error(encoders, tmp_path):
     assert "holds a 'wav2vec2' model, which is not a vision encoder" in error(path=str(audio))
     assert "never downloaded" in error(path="google/vit-base-patch16-224")
     assert "VideoMAE has no class token" in error(path=str(encoders["videomae"]), token="cls")
-    assert "no_face must be one of last, zeros, got 'blur'" in error(path=str(encoders["vit"]), no_face="blur")
+    assert "option 'no_face' does not allow 'blur': must be one of 'last', 'zeros'" in error(
+        path=str(encoders["vit"]), no_face="blur")
     assert "margin must be a number in [0, 1], got 2" in error(path=str(encoders["vit"]), margin=2)
     assert "min_face must be an int in [24, inf], got 8" in error(path=str(encoders["vit"]), min_face=8)
     ex = EXTRACTORS.create("vision-encoder", path=str(encoders["vit"]), device="cpu")
