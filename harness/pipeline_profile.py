@@ -12,7 +12,8 @@ deployed system runs, and times each stage per utterance:
   dialogue-level one on its dialogue so far (the earlier utterances' features as the dataset
   holds them), collation included.
 
-It reports each stage's p50 and p95 latency (ms per utterance) and those of their sum, the
+It reports each stage's p50 and p95 latency (ms per utterance; ``stage_order`` lists the stages
+in pipeline order) and those of their sum, the
 real-time factor (processing time / audio duration per utterance: ``rtf`` its median, ``rtf_p95``
 its 95th percentile; ``real_time`` when ``rtf_p95 < 1``, i.e. the pipeline keeps up with live
 speech for 95% of utterances), and the peak memory during the loop (CUDA: the peak allocated
@@ -125,7 +126,7 @@ def pipeline_profile(model: BenchModel, dataset: BenchDataset, extractors: Mappi
         return {"p50_ms": float(np.percentile(x, 50)), "p95_ms": float(np.percentile(x, 95))}
 
     has_rtf = bool(np.isfinite(rtf).any())
-    return {"stages": {s: pct(ms[s]) for s in STAGES}, "total": pct(total),
+    return {"stages": {s: pct(ms[s]) for s in STAGES}, "stage_order": list(STAGES), "total": pct(total),
             "rtf": float(np.nanpercentile(rtf, 50)) if has_rtf else None,
             "rtf_p95": float(np.nanpercentile(rtf, 95)) if has_rtf else None,
             "real_time": bool(np.nanpercentile(rtf, 95) < 1.0) if has_rtf else None,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.pipeline_profile import STAGES
 from reports.frames import Report, RunFrames, Section
 from reports.latex import Table
 
@@ -20,17 +19,18 @@ def _base(record: dict[str, Any]) -> str:
 
 
 def pipeline_table(records: list[dict[str, Any]], dataset: str) -> Table:
-    """Rows: ``records`` (one profile each); columns: extractor set, model, each stage's and the
-    total's ``p50 / p95`` ms per utterance, RTF (p50 / p95), peak memory and whether it keeps up
-    with live speech."""
+    """Rows: ``records`` (one profile each); columns: extractor set, model, each stage's (in the
+    order the profiles store) and the total's ``p50 / p95`` ms per utterance, RTF (p50 / p95),
+    peak memory and whether it keeps up with live speech."""
+    stages = next((r["stage_order"] for r in records if r.get("stage_order")), ["decode", "corrupt", "extract", "model"])
     devices = {str(r.get("device")) for r in records}
     rows = []
     for r in records:
         model = r["variant"] if len(devices) == 1 else f"{r['variant']} ({r.get('device')})"
         if r.get("status", "ok") != "ok":
-            rows.append([r.get("extractor_set") or "–", model] + ["–"] * (len(STAGES) + 3) + [f"failed: {r.get('error')}"])
+            rows.append([r.get("extractor_set") or "–", model] + ["–"] * (len(stages) + 3) + [f"failed: {r.get('error')}"])
             continue
-        cells = [f"{r['stages'][s]['p50_ms']:.1f} / {r['stages'][s]['p95_ms']:.1f}" for s in STAGES]
+        cells = [f"{r['stages'][s]['p50_ms']:.1f} / {r['stages'][s]['p95_ms']:.1f}" for s in stages]
         cells.append(f"{r['total']['p50_ms']:.1f} / {r['total']['p95_ms']:.1f}")
         cells.append("n/a" if r.get("rtf") is None else f"{r['rtf']:.3f} / {r['rtf_p95']:.3f}")
         cells.append(f"{r['peak_mem_mb']:.1f}")
@@ -45,9 +45,9 @@ def pipeline_table(records: list[dict[str, Any]], dataset: str) -> Table:
             f"p50 / p95 ms per utterance over {', '.join(map(str, n)) or '0'} utterances after a warm-up. RTF: "
             f"processing time / audio duration, p50 / p95; real time: RTF p95 < 1. Peak memory: "
             f"{', '.join(sorted({str(r['peak_mem_method']) for r in ok})) or 'n/a'} (MiB).")
-    return Table(["Extractor set", "Model", *[f"{s.capitalize()}\n(ms)" for s in STAGES], "Total\n(ms)",
+    return Table(["Extractor set", "Model", *[f"{s.capitalize()}\n(ms)" for s in stages], "Total\n(ms)",
                   "RTF", "Peak mem\n(MiB)", "Real\ntime?"], rows, caption=f"End-to-end pipeline on {dataset}.",
-                 label=f"tab:pipeline-{dataset}", align="ll" + "r" * (len(STAGES) + 4), note=note)
+                 label=f"tab:pipeline-{dataset}", align="ll" + "r" * (len(stages) + 4), note=note)
 
 
 def pipeline_section(rep: Report, run: RunFrames) -> Section | None:
