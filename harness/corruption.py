@@ -279,10 +279,9 @@ class RawCorruption(Corruption):
                 f"to corrupt raw media only")
         if self.extractor == NO_EXTRACTOR:
             return None
-        from harness.registry import EXTRACTORS
+        from harness.extractors.base import extractor_from_config
 
-        params = dict(self.extractor)
-        return EXTRACTORS.create(params.pop("name"), **params)
+        return extractor_from_config(self.extractor)
 
     def torch_device(self) -> Any:
         from harness.runtime import select_device
@@ -311,17 +310,74 @@ class RawCorruption(Corruption):
         self.check_raw(utts)
         if severity == 0:
             return list(dialogues)
+        raws = self._corrupted_media(dialogues, utts, severity, seed)
+        if extractor is None:
+            return self._assemble(dialogues, utts, raws, None, None)
+        feats = extractor.extract(raws)
+        stats = extractor.item_stats() or [{} for _ in raws]
+        return self._assemble(dialogues, utts, raws, feats, stats)
+
+    def cached(self, dialogues: Sequence[Dialogue], severity: int, seed: int, cache: Any, keep_raw: bool = True,
+               progress: str | None = None) -> list[Dialogue]:
+        """What ``self(dialogues, severity, seed)`` gives, with the corrupted features read from
+        ``cache`` (an :class:`~harness.extractors.cache.ExtractionCache`) and only the missing
+        ones extracted (each stored there, counted once across processes).
+
+        An entry is keyed by the utterance's clean media (:func:`~harness.extractors.cache.media_key`),
+        this corruption with its options and a digest of the whole set passed in (a corruption
+        may draw on the other utterances, e.g. babble noise, or on dialogue positions), the
+        severity, ``seed`` and the extractor's config and runtime. When every entry is cached
+        and ``keep_raw`` is false, the media are not corrupted at all: the utterances keep their
+        clean raw media (nothing downstream reads it) and get the cached features.
+        ``progress``: a progress bar label for the extraction (None: no bar).
+        """
+        from harness.extractors.cache import ExtractionKey, corruption_id, extract_cached, media_key
+
+        severity = check_severity(severity)
+        extractor = self.make_extractor()
+        utts = [u for d in dialogues for u in d.utterances]
+        self.check_raw(utts)
+        if severity == 0 or extractor is None:
+            return self(dialogues, severity, seed)
+        content = [media_key(u.uid, u.raw, self.raw_field) for u in utts]
+        places = [f"{d.dialogue_id}/{i}" for d in dialogues for i in range(len(d))]
+        layout = hashlib.sha256("\n".join(f"{p}/{c}" for p, c in zip(places, content)).encode()).hexdigest()
+        options = {k: v for k, v in self.config().items() if k not in ("name", "extractor")}
+        cid = corruption_id(self.name, {**options, "set": layout})
+        keys = [ExtractionKey.of(extractor, c, cid, severity, seed) for c in content]
+        found = [cache.get(k) for k in keys]
+        missing = [i for i, f in enumerate(found) if f is None]
+        if not missing and not keep_raw:
+            raws = [u.raw for u in utts]
+        else:
+            raws = self._corrupted_media(dialogues, utts, severity, seed)
+        if missing:
+            extracted = extract_cached(extractor, cache, [keys[i] for i in missing], lambda j: raws[missing[j]],
+                                       progress=progress)
+            for i, f in zip(missing, extracted):
+                found[i] = f
+        return self._assemble(dialogues, utts, raws, [f.features for f in found], [f.stats for f in found])
+
+    def _corrupted_media(self, dialogues: Sequence[Dialogue], utts: list[Utterance], severity: int,
+                         seed: int) -> list[Any]:
+        """The corrupted raw media of ``utts`` (every utterance of ``dialogues``, in order)."""
         pool = sorted(utts, key=lambda u: u.uid)
         contexts = [UttContext(dialogue_position(i, len(d)), pool) for d in dialogues for i, _ in enumerate(d.utterances)]
         rngs = [self.rng_for(seed, severity, u.uid) for u in utts]
         values = self.corrupt_raw(utts, severity, rngs, contexts)
-        raws = [replace(u.raw, **{self.raw_field: v}) for u, v in zip(utts, values)]
-        feats = extractor.extract(raws) if extractor is not None else None
+        return [replace(u.raw, **{self.raw_field: v}) for u, v in zip(utts, values)]
+
+    def _assemble(self, dialogues: Sequence[Dialogue], utts: list[Utterance], raws: list[Any],
+                  feats: Sequence[Any] | None, stats: Sequence[dict[str, int]] | None) -> list[Dialogue]:
+        """``dialogues`` again, each utterance with its new raw media and, when given, its new
+        features of this modality and the extractor's counts for them."""
         new = []
         for i, u in enumerate(utts):
             nu = replace(u, raw=raws[i])
             if feats is not None:
                 nu = nu.with_features({self.modality: feats[i]})
+                others = {m: s for m, s in u.extraction_stats.items() if m != self.modality}
+                nu.extraction_stats = {**others, **({self.modality: dict(stats[i])} if stats and stats[i] else {})}
             new.append(nu)
         out, k = [], 0
         for d in dialogues:

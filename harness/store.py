@@ -53,7 +53,9 @@ CREATE TABLE IF NOT EXISTS results (
     created_at TEXT NOT NULL,
     node TEXT,
     deterministic INTEGER,
-    title TEXT
+    title TEXT,
+    extractor_set TEXT,
+    extraction_stats TEXT
 );
 CREATE TABLE IF NOT EXISTS predictions (
     cell_key TEXT PRIMARY KEY REFERENCES results(cell_key),
@@ -115,11 +117,15 @@ CLEAN = "clean"
 # Columns added after the first release, as (table, column, SQL type): a store written before
 # them gets them (empty) when it is next opened for writing, so old run directories resume.
 ADDED_COLUMNS = (("results", "node", "TEXT"), ("trainings", "node", "TEXT"), ("results", "deterministic", "INTEGER"),
-                 ("results", "title", "TEXT"), ("predictions", "groups", "TEXT"))
+                 ("results", "title", "TEXT"), ("predictions", "groups", "TEXT"), ("results", "extractor_set", "TEXT"),
+                 ("results", "extraction_stats", "TEXT"))
 """A ``title`` is the corruption's name in words as figures and tables print it
 (:meth:`harness.corruption.Corruption.display_title`); a row stored before it has none. A
 prediction's ``groups`` are its utterances' dialogue ids (the unit a test-set bootstrap
-resamples); predictions stored before them have none."""
+resamples); predictions stored before them have none. A row's ``extractor_set`` names the
+extractor set of its dataset entry (the extractor axis; empty without one), its
+``extraction_stats`` the extractors' counts over its test utterances as JSON (e.g. frames
+without a face); rows stored before them have neither."""
 
 JSON_COLUMNS = ("model_options", "corruption_options", "metrics", "package_versions")
 

@@ -22,12 +22,14 @@ from harness.metrics import metric as metric_info
 from harness.store import ResultStore
 from reports import sections
 from reports.aggregate import corruption_titles, model_groups
+from reports.by_extractor import robustness_by_extractor
 from reports.comparisons import comparisons_section
+from reports.feature_cache import feature_cache_section
 from reports.frames import DatasetFrames, Report, RunFrames, Section
 from reports.html import write_index
 from reports.intervals import N_BOOT
-from reports.metric_sets import headline as dataset_headline
-from reports.metric_sets import metric_set, task_of
+from reports.metric_sets import chosen_headline, metric_set, task_of
+from reports.pipeline import pipeline_section
 from reports.results_json import write_results_json
 from reports.style import model_styles
 
@@ -40,7 +42,12 @@ DATASET_SECTIONS: list[Callable[[Report, RunFrames, DatasetFrames], Section | No
 ]
 """Each dataset's sections, in report order."""
 
-RUN_SECTIONS: list[Callable[[Report, RunFrames], Section | None]] = [sections.setup]
+RUN_SECTIONS: list[Callable[[Report, RunFrames], Section | None]] = [
+    robustness_by_extractor,
+    sections.setup,
+    feature_cache_section,
+    pipeline_section,
+]
 """The sections about the whole run, after the datasets'."""
 
 
@@ -110,16 +117,6 @@ def _ablation_variants(ok: pd.DataFrame, full_model: str | None) -> list[str]:
     return sorted(set(ok.loc[ok["model"].isin(family), "variant"]) - {full_model})
 
 
-def _headline(requested: str | None, task: str, declared: str | None) -> str:
-    """The requested metric when it fits the dataset's task, else the dataset's default
-    (``declared``: the metric set its stored spec names)."""
-    if requested is not None:
-        info = metric_info(requested)
-        if info.task == task:
-            return requested
-    return dataset_headline(task, declared)
-
-
 def build_report(run_dir: str | Path, metric: str | None = None, n_boot: int = N_BOOT,
                  report_config: dict[str, Any] | None = None, title: str | None = None,
                  titles: Mapping[str, str] | None = None) -> dict[str, list[str]]:
@@ -154,7 +151,8 @@ def build_report(run_dir: str | Path, metric: str | None = None, n_boot: int = N
     run = RunFrames(run_dir, df, store.dataframe("trainings"), store.artifacts("dataset_card"),
                     store.artifacts("deployment"), store.predictions, corruption_titles(df, titles),
                     model_styles(df["variant"].unique()),  # fixed per label: the same in every figure and run
-                    cfg.get("full_model"), cfg.get("reference"), cfg.get("ablation_corruption"), n_boot)
+                    cfg.get("full_model"), cfg.get("reference"), cfg.get("ablation_corruption"), n_boot, requested,
+                    store.artifacts("feature_cache").get("summary", {}), store.artifacts("pipeline"))
     scored = [d for d in sorted(df["dataset"].unique()) if has_scores(df[df["dataset"] == d])]
     tasks = {d: task_of(df[df["dataset"] == d]) for d in scored}
     if requested is not None and metric_info(requested).task not in set(tasks.values()):
@@ -184,7 +182,7 @@ def _dataset_frames(run: RunFrames, dataset: str, task: str, requested: str | No
     ablated = _ablation_variants(ok, run.full_model)
     declared = (card.get("spec") or {}).get("metric_set")
     return DatasetFrames(dataset, d, ok, task, metric_set(task, [dataset, card.get("name")], declared),
-                         _headline(requested, task, declared), card, ablated,
+                         chosen_headline(requested, task, declared), card, ablated,
                          model_groups(sorted(d["variant"].unique()), run.full_model, ablated))
 
 

@@ -82,6 +82,9 @@ class RunFrames:
     reference: str | None
     ablation_corruption: str | None
     n_boot: int
+    metric: str | None = None  # the requested headline metric ([report] metric or --metric), if any
+    feature_cache: dict[str, Any] = field(default_factory=dict)  # the sweep's extraction cache: size, counts
+    pipelines: dict[str, dict[str, Any]] = field(default_factory=dict)  # end-to-end raw-media profiles
 
 
 @dataclass

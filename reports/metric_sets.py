@@ -76,6 +76,16 @@ def headline(task: str, declared: str | None = None) -> str:
     return HEADLINE[task]
 
 
+def chosen_headline(requested: str | None, task: str, declared: str | None = None) -> str:
+    """The report's headline metric for a dataset: the ``requested`` one (``[report] metric``)
+    when it fits the dataset's task, else the dataset's default (:func:`headline`)."""
+    from harness.metrics import metric as metric_info
+
+    if requested is not None and metric_info(requested).task == task:
+        return requested
+    return headline(task, declared)
+
+
 def wants_per_class(task: str, names: Iterable[str | None] = ()) -> bool:
     """Whether the dataset's papers print per-class F1 (IEMOCAP), so the report adds that table."""
     fam = family(names)

@@ -32,8 +32,8 @@ SCHEMA_NAME = "mcer-bench/results"
 SCHEMA_VERSION = 2  # 2: clean_summary's intervals are reports.inference's (se, df, variance shares)
 CELL_FIELDS = ("cell_key", "train_key", "dataset", "model", "variant", "train_condition", "seed", "corruption",
                "severity", "parameter", "parameter_value", "defense", "split", "status", "error", "n_utterances",
-               "best_epoch", "config_hash", "code_version", "device", "node", "deterministic", "wall_time_s",
-               "created_at")
+               "best_epoch", "config_hash", "code_version", "device", "node", "deterministic", "extractor_set",
+               "wall_time_s", "created_at")
 
 
 def _clean(v: Any) -> Any:
@@ -59,6 +59,8 @@ def cells(df: pd.DataFrame) -> list[dict[str, Any]]:
         cell = {k: _clean(r.get(k)) for k in CELL_FIELDS}
         if cell["deterministic"] is not None:  # stored as 0/1; None in stores from before the column
             cell["deterministic"] = bool(cell["deterministic"])
+        stats = r.get("extraction_stats")  # JSON text; absent from stores from before the column
+        cell["extraction_stats"] = json.loads(stats) if isinstance(stats, str) else None
         opts = r.get("corruption_options")
         cell["corruption_name"] = opts.get("name") if isinstance(opts, dict) else None
         cell["corruption_options"] = _clean(opts) if isinstance(opts, dict) else {}

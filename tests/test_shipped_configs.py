@@ -11,9 +11,32 @@ CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.toml"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
-def test_shipped_config_validates(path):
+def test_shipped_config_validates(path, tmp_path, monkeypatch):
+    if path.stem == "raw_pipeline":  # its inputs are written by the command its header names
+        from harness.run.raw_demo import write_inputs
+
+        monkeypatch.chdir(tmp_path)
+        write_inputs()
     plan = make_plan(load_config(path))
     assert plan.trainings and plan.n_evaluations >= len(plan.trainings)
+
+
+def test_raw_pipeline_config_compares_extractor_sets_on_raw_media_written_by_its_command(tmp_path, monkeypatch):
+    """The raw demo: its header names the command that writes its inputs; it runs one dataset entry
+    through four extractor sets (openSMILE IS10 among them, and the tiny random encoder)."""
+    from harness.run.raw_demo import main
+
+    path = Path(__file__).parent.parent / "configs" / "raw_pipeline.toml"
+    assert "python -m harness.run.raw_demo" in path.read_text()
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 0
+    assert (tmp_path / "runs" / "raw_pipeline_inputs" / "wav2vec2-tiny" / "model.safetensors").is_file()
+    cfg = load_config(path)
+    assert [d.extractor_set for d in cfg.datasets] == ["logmel", "is10", "egemaps", "wav2vec2-tiny"]
+    assert cfg.datasets[1].options["audio_options"] == {"feature_set": "IS10_paraling"}
+    plan = make_plan(cfg)
+    assert len(plan.trainings) == 3 * 2 * 4 and {t.extractor_set for t in plan.trainings} == {
+        "logmel", "is10", "egemaps", "wav2vec2-tiny"}
 
 
 def test_baselines_config_covers_every_registered_model():

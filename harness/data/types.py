@@ -90,12 +90,28 @@ class DataSpec:
         }
 
 
+@dataclass(frozen=True)
+class MediaSource:
+    """Where a raw loader decoded an utterance's media from, and how: enough to decode them
+    again (the end-to-end deployment profile times that). Spans are ``(start, end)`` seconds."""
+
+    audio: str | None = None
+    audio_span: tuple[float, float] | None = None
+    sample_rate: int | None = None
+    video: str | None = None
+    video_span: tuple[float, float] | None = None
+    fps: float | None = None
+    frame_size: int | None = None
+    max_frames: int | None = None
+
+
 @dataclass
 class RawMedia:
     """Raw media of one utterance, any part of which may be absent.
 
     ``waveform``: float32 ``[S]`` in [-1, 1] at ``sample_rate`` Hz.
     ``frames``: uint8 ``[F, H, W, 3]`` RGB at ``fps`` frames per second.
+    ``source``: the files they were decoded from (raw loaders; None for generated media).
     """
 
     waveform: np.ndarray | None = None
@@ -103,6 +119,7 @@ class RawMedia:
     frames: np.ndarray | None = None
     fps: float | None = None
     transcript: str | None = None
+    source: MediaSource | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -119,6 +136,8 @@ class Utterance:
 
     ``features[m]`` is float32 ``[T_m, D_m]`` with ``T_m >= 1``. ``label`` is a class index,
     ``score`` a regression target; either may be ``None`` when the dataset lacks it.
+    ``extraction_stats[m]``: the counts the extractor of modality ``m`` reported for these
+    features (e.g. ``{"frames": 40, "frames_without_face": 3}``); empty when it counts nothing.
     """
 
     uid: str
@@ -130,6 +149,7 @@ class Utterance:
     score: float | None = None
     raw: RawMedia | None = None
     speaker_name: str | None = None
+    extraction_stats: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def length(self, modality: str) -> int:
         return int(self.features[modality].shape[0])

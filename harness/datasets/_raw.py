@@ -2,7 +2,8 @@
 
 A loader turns its layout into :class:`RawRecord` rows; :func:`build_raw_dataset` decodes the
 media with PyAV, runs the registered extractors (``text``/``audio``/``video`` options), caches
-every feature tensor on disk (:mod:`harness.datasets.feature_cache`) and returns the dataset.
+every feature tensor on disk (an :class:`~harness.extractors.cache.ExtractionCache`: the sweep's
+when one is active, else the loader's ``cache_dir``) and returns the dataset.
 
 Names read from index files (video and clip ids, utterance ids) become paths, so every media
 path must resolve inside the dataset folder: a ``..`` name, an absolute name or a symlink that
@@ -13,16 +14,17 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.data.types import SPLITS, BenchDataset, DataSpec, Dialogue, RawMedia, Utterance
-from harness.datasets.feature_cache import FeatureCache, file_sha256
+from harness.data.types import SPLITS, BenchDataset, DataSpec, Dialogue, MediaSource, RawMedia, Utterance
+from harness.datasets.feature_cache import default_cache_dir, file_sha256
 from harness.datasets.media import decode_audio, decode_frames
 from harness.datasets.spec_only import spec_dataset, spec_only
 from harness.datasets.validate import RepairLog, check_dims, to_features
 from harness.errors import DataError
+from harness.extractors.cache import ExtractionCache, ExtractionKey, active_cache
 from harness.options import PositiveFloat
 from harness.registry import EXTRACTORS
 
@@ -99,8 +101,10 @@ def build_raw_dataset(records: list[RawRecord], *, name: str, source: str, spec_
         kept.append(r)
     if spec_only():
         return spec_dataset(name, DataSpec(dims={m: ex.dim for m, ex in extractors.items()}, **spec_kwargs), card)
-    cache = FeatureCache(cache_dir)
+    cache = active_cache() or ExtractionCache(cache_dir if cache_dir is not None else default_cache_dir())
+    hits0, misses0 = cache.hits, cache.misses
     configs = {m: ex.config() for m, ex in extractors.items()}
+    clean_keys = {m: ExtractionKey.of(ex, "") for m, ex in extractors.items()}  # one digest per extractor
     sample_rate = int(getattr(extractors.get("audio"), "sample_rate", 16000))
     frames_by_uid: dict[str, Any] = {}
 
@@ -113,40 +117,48 @@ def build_raw_dataset(records: list[RawRecord], *, name: str, source: str, spec_
                 frames_by_uid[q.uid] = fr
         return frames_by_uid[r.uid]
 
+    def decode(r: RawRecord, m: str, raw: RawMedia) -> None:
+        if m == "audio" and raw.waveform is None:
+            s, e = r.audio_span if r.audio_span else (None, None)
+            raw.waveform, raw.sample_rate = decode_audio(r.audio, sample_rate, s, e), sample_rate
+        elif m == "video" and raw.frames is None:
+            raw.frames, raw.fps = video_frames(r), fps
+
+    def extract(r: RawRecord, m: str, raw: RawMedia) -> tuple[Any, dict[str, int]]:
+        decode(r, m, raw)
+        x = extractors[m].extract([raw])[0]
+        return x, (extractors[m].item_stats() or [{}])[0]
+
     dims: dict[str, int] = {}
     counted: dict[str, Counter[str]] = {m: Counter() for m in extractors}  # e.g. frames without a face
     by_split: dict[str, dict[str, list[Utterance]]] = {s: {} for s in SPLITS}
     for r in kept:
         if r.split not in by_split:
             raise DataError(f"{source}: utterance {r.uid!r} has split {r.split!r}; expected one of {SPLITS}")
-        raw = RawMedia(transcript=r.transcript)
-        feats = {}
-        for m, ex in extractors.items():
+        raw = RawMedia(transcript=r.transcript, source=MediaSource(
+            audio=str(r.audio) if "audio" in extractors and r.audio is not None else None, audio_span=r.audio_span,
+            sample_rate=sample_rate, video=str(r.video) if "video" in extractors and r.video is not None else None,
+            video_span=r.video_span, fps=fps, frame_size=frame_size, max_frames=max_frames))
+        feats, item_stats = {}, {}
+        for m in extractors:
             if m == "text":
                 key = "text:" + hashlib.sha256(r.transcript.encode("utf-8")).hexdigest()
             else:
                 path = r.audio if m == "audio" else r.video
                 span = r.audio_span if m == "audio" else r.video_span
-                decode = {"sr": sample_rate} if m == "audio" else {"fps": fps, "size": frame_size, "max": max_frames}
-                key = f"{m}:{file_sha256(path)}:{span}:{sorted(decode.items())}"
-            x = cache.get(key, configs[m])
-            if x is None or keep_raw:
-                if m == "audio":
-                    s, e = r.audio_span if r.audio_span else (None, None)
-                    raw.waveform, raw.sample_rate = decode_audio(r.audio, sample_rate, s, e), sample_rate
-                elif m == "video":
-                    raw.frames, raw.fps = video_frames(r), fps
-            if x is None:
-                x = ex.extract([raw])[0]
-                stats = (ex.item_stats() or [{}])[0]
-                cache.put(key, configs[m], x, stats)
-            else:
-                stats = cache.stats(key, configs[m])
-            counted[m].update(stats)
-            feats[m] = to_features(x, source=source, key=m, uid=r.uid, repairs=repairs)
+                settings = {"sr": sample_rate} if m == "audio" else {"fps": fps, "size": frame_size, "max": max_frames}
+                key = f"{m}:{file_sha256(path)}:{span}:{sorted(settings.items())}"
+            if keep_raw:
+                decode(r, m, raw)
+            got = cache.get_or_extract(replace(clean_keys[m], utterance=key), lambda r=r, m=m, raw=raw: extract(r, m, raw))
+            counted[m].update(got.stats)
+            if got.stats:
+                item_stats[m] = dict(got.stats)
+            feats[m] = to_features(got.features, source=source, key=m, uid=r.uid, repairs=repairs)
             check_dims(dims, m, feats[m], source, m, r.uid)
         utt = Utterance(uid=r.uid, dialogue_id=r.dialogue_id, position=0, speaker=r.speaker, features=feats,
-                        label=r.label, score=r.score, raw=raw if keep_raw else None, speaker_name=r.speaker_name)
+                        label=r.label, score=r.score, raw=raw if keep_raw else None, speaker_name=r.speaker_name,
+                        extraction_stats=item_stats)
         by_split[r.split].setdefault(r.dialogue_id, []).append(utt)
     splits = {}
     for s, groups in by_split.items():
@@ -155,8 +167,8 @@ def build_raw_dataset(records: list[RawRecord], *, name: str, source: str, spec_
             for i, u in enumerate(utts):
                 u.position = i
             splits[s].append(Dialogue(did, utts))
-    card = {**card, "extractors": configs, "feature_cache": {"dir": str(cache.root), "hits": cache.hits,
-                                                             "misses": cache.misses},
+    card = {**card, "extractors": configs, "feature_cache": {"dir": str(cache.root), "hits": cache.hits - hits0,
+                                                             "misses": cache.misses - misses0},
             "extraction_stats": {m: dict(c) for m, c in counted.items() if c},
             "repairs": repairs.to_card(), "dims_provenance": {m: f"extractor {configs[m]['name']}" for m in dims}}
     spec = DataSpec(dims=dims, **spec_kwargs)

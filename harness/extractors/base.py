@@ -24,6 +24,47 @@ def config_digest(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def describe_extractor(config: Mapping[str, Any]) -> str:
+    """An extractor config in a few words for tables: ``opensmile IS10_paraling functionals``,
+    ``audio-encoder w2v (frames)``, ``standardized(logmel)``, ``projected(hash-embed) -> 100``."""
+    name = str(config.get("name", "?"))
+    base = config.get("base")
+    if isinstance(base, Mapping):
+        return f"{name}({describe_extractor(base)})" + (f" -> {config['dim']}" if "dim" in config else "")
+    words = [str(config[k]) for k in ("feature_set", "level") if k in config]
+    if isinstance(config.get("path"), str):
+        words.append(config["path"].rstrip("/").rsplit("/", 1)[-1])
+    if "pooling" in config:
+        words.append(f"({config['pooling']})")
+    return " ".join([name, *words])
+
+
+def extractor_from_config(config: Mapping[str, Any]) -> Extractor:
+    """The extractor whose :meth:`~Extractor.config` is ``config`` (as a dataset card stores it).
+
+    It is built from the options its constructor accepts (a config may name only some); the
+    rest of a config records facts, such as a model folder's SHA-256 or a library's version,
+    which are checked instead: when the rebuilt extractor's differ (the model files or the
+    library changed since the config was written), ``ValueError`` names them.
+    """
+    from harness.options import accepted_options
+    from harness.registry import EXTRACTORS
+
+    if not isinstance(config, Mapping) or not isinstance(config.get("name"), str):
+        raise ValueError(f"an extractor config needs a 'name' (a registered extractor), got {config!r}")
+    params = {k: v for k, v in config.items() if k != "name"}
+    accepted = accepted_options(EXTRACTORS.get(config["name"]).obj)
+    facts = {k: v for k, v in params.items() if accepted is not None and k not in accepted}
+    extractor = EXTRACTORS.create(config["name"], **{k: v for k, v in params.items() if k not in facts})
+    rebuilt = extractor.config()
+    changed = sorted(k for k, v in facts.items()
+                     if json.dumps(rebuilt.get(k), sort_keys=True, default=str) != json.dumps(v, sort_keys=True, default=str))
+    if changed:
+        raise ValueError(f"extractor {config['name']!r}: {', '.join(f'{k} is now {rebuilt.get(k)!r}, not {facts[k]!r}' for k in changed)} "
+                         f"as recorded; its model files or library changed since, so its features would not match")
+    return extractor
+
+
 def runtime_of(device: torch.device, dtype: torch.dtype | None = None) -> dict[str, str]:
     """:meth:`Extractor.runtime` of code running on ``device`` in ``dtype`` (None: float32);
     a CUDA device is named by its model, since kernels differ between GPUs."""

@@ -27,6 +27,11 @@ sweep actually ran per condition.
 
 The cache folder must be on a file system with working POSIX locks (a local disk, or a
 shared one for Ray nodes that supports them).
+
+:func:`using_cache` makes a cache the one that code run inside it uses (:func:`active_cache`):
+a sweep opens its cache and loads its datasets inside it, so the raw-media loaders extract
+their clean features through the sweep's cache too. :func:`media_key` is the content key of
+an utterance's media, and :func:`add_stats` sums the extractors' per-item counts.
 """
 
 from __future__ import annotations
@@ -40,8 +45,9 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -357,3 +363,47 @@ def extract_cached(extractor: Extractor, cache: ExtractionCache, keys: Sequence[
 
     return [cache.get_or_extract(key, lambda i=i: run(i))
             for i, key in enumerate(tqdm(keys, desc=progress, disable=progress is None, leave=False))]
+
+
+_ACTIVE: ContextVar[ExtractionCache | None] = ContextVar("mcer_bench_extraction_cache", default=None)
+
+
+@contextlib.contextmanager
+def using_cache(cache: ExtractionCache | None) -> Iterator[None]:
+    """Within this block :func:`active_cache` is ``cache`` (None: no cache is imposed)."""
+    token = _ACTIVE.set(cache)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
+def active_cache() -> ExtractionCache | None:
+    """The cache set by the innermost :func:`using_cache` block, or None."""
+    return _ACTIVE.get()
+
+
+def media_key(uid: str, raw: RawMedia, field: str) -> str:
+    """``"<uid>@<sha256>"``: utterance ``uid`` and the SHA-256 of its ``raw.<field>``
+    (``waveform``, ``frames`` or ``transcript``) with its shape, dtype and rate, i.e. of what
+    the modality's extractor reads. Two utterances share it only when both agree."""
+    value = getattr(raw, field, None)
+    h = hashlib.sha256(field.encode())
+    if isinstance(value, str):
+        h.update(value.encode("utf-8"))
+    elif value is not None:
+        arr = np.ascontiguousarray(value)
+        h.update(f"{arr.dtype.str}{arr.shape}{raw.sample_rate}{raw.fps}".encode())
+        h.update(memoryview(arr).cast("B"))
+    return f"{uid}@{h.hexdigest()}"
+
+
+def add_stats(items: Iterable[Mapping[str, Mapping[str, int]]]) -> dict[str, dict[str, int]]:
+    """Sum per-modality counts (``{"video": {"frames_without_face": 2}}``) over ``items``."""
+    total: dict[str, dict[str, int]] = {}
+    for item in items:
+        for modality, counts in item.items():
+            into = total.setdefault(modality, {})
+            for name, n in counts.items():
+                into[name] = into.get(name, 0) + int(n)
+    return total

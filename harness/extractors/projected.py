@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from harness.data.types import RawMedia
-from harness.extractors.base import Extractor
+from harness.extractors.base import Extractor, extractor_from_config
 from harness.options import PositiveInt
 from harness.registry import EXTRACTORS
 from harness.runtime import machine_independent_threads
@@ -33,8 +33,7 @@ class Projected(Extractor):
         self.base = dict(base)
         self.out_dim = int(dim)
         self.seed = int(seed)
-        params = {k: v for k, v in self.base.items() if k != "name"}
-        self._base = EXTRACTORS.create(self.base["name"], **params)
+        self._base = extractor_from_config(self.base)
         self.modality = self._base.modality  # type: ignore[misc]
         g = torch.Generator().manual_seed(self.seed)
         self._matrix = torch.randn(self._base.dim, self.out_dim, generator=g) / self._base.dim ** 0.5
@@ -73,8 +72,7 @@ class Standardized(Extractor):
         if not isinstance(base, dict) or "name" not in base:
             raise ValueError(f"standardized: base must be an extractor config with a 'name' key, got {base!r}")
         self.base = dict(base)
-        params = {k: v for k, v in self.base.items() if k != "name"}
-        self._base = EXTRACTORS.create(self.base["name"], **params)
+        self._base = extractor_from_config(self.base)
         self.modality = self._base.modality  # type: ignore[misc]
         if len(mean) != self._base.dim or len(std) != self._base.dim or any(not s > 0 for s in std):
             raise ValueError(f"standardized: mean and std need {self._base.dim} values each (std > 0), got "

@@ -170,14 +170,59 @@ class ModelEntry(_Strict):
         return dict(preset.recipe) if preset is not None else {}
 
 
+EXTRACTOR_SET_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
+
+
 class DatasetEntry(_Strict):
     name: str
     label: str | None = None  # how results name it (default: name); tells apart two entries of one loader
     options: dict[str, Any] = Field(default_factory=dict)
+    # The extractor axis: name -> dataset options that replace `options`' (e.g. {audio = "opensmile",
+    # audio_options = {...}}). The entry runs once per set, as the dataset "<label>[<set>]".
+    extractor_sets: dict[str, dict[str, Any]] | None = Field(default=None, min_length=1)
+    # Set by the expansion of `extractor_sets` (expand_extractor_sets), not written in a config:
+    extractor_set: str | None = None  # the set this entry runs (rows record it)
+    base_label: str | None = None  # the label of the entry it was expanded from
+    origin: str | None = None  # where its options come from in the config, e.g. "datasets.0[is10]"
+
+    @field_validator("extractor_sets")
+    @classmethod
+    def _set_names(cls, v: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]] | None:
+        import re
+
+        bad = [n for n in v or {} if not re.match(EXTRACTOR_SET_NAME, n)]
+        if bad:
+            raise ValueError(f"extractor set names are plain words (letters, digits, '_', '.', '+', '-'), got {bad}")
+        return v
 
     @property
     def shown(self) -> str:
         return self.label or self.name
+
+    def key(self, index: int) -> str:
+        """How messages name this entry: ``datasets.<i>``, or ``datasets.<i>[<set>]`` for an
+        extractor set of entry ``i``."""
+        return self.origin or f"datasets.{index}"
+
+    def answers_to(self, labels: list[str]) -> bool:
+        """Whether a model entry's ``datasets = labels`` includes this entry (by its own label or,
+        for an extractor set, by the label of the entry it came from)."""
+        return self.shown in labels or (self.base_label is not None and self.base_label in labels)
+
+
+def expand_extractor_sets(entries: list[DatasetEntry]) -> list[DatasetEntry]:
+    """Each entry with ``extractor_sets`` becomes one entry per set (in the config's order):
+    labelled ``<label>[<set>]``, with the set's options over the entry's, and knowing its set
+    and the label it came from; entries without sets are kept as they are."""
+    out = []
+    for i, e in enumerate(entries):
+        if not e.extractor_sets:
+            out.append(e)
+            continue
+        for name, overrides in e.extractor_sets.items():
+            out.append(DatasetEntry(name=e.name, label=f"{e.shown}[{name}]", options={**e.options, **overrides},
+                                    extractor_set=name, base_label=e.shown, origin=f"datasets.{i}[{name}]"))
+    return out
 
 
 class CorruptionEntry(_Strict):
@@ -243,6 +288,21 @@ class DeploymentSection(_Strict):
     repeats: int = Field(default=3, ge=1, le=100)
 
 
+class FeatureCacheSection(_Strict):
+    """The on-disk cache of extracted media features (clean and corrupted) that a sweep shares
+    between its models, seeds and worker processes, and that a resumed run reads instead of
+    extracting again (:class:`harness.extractors.cache.ExtractionCache`)."""
+
+    dir: str | None = None  # default: <run directory>/feature_cache; shared storage for Ray nodes
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"  # storage dtype; read back as float32
+    max_gb: float | None = Field(default=None, gt=0)  # evict least recently used entries past this size
+
+    @field_validator("max_gb", mode="before")
+    @classmethod
+    def _gb(cls, v: Any) -> Any:
+        return float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
 class TuneSection(_Strict):
     """Validation-only hyper-parameter search before the grid (see :mod:`harness.run.tune`).
 
@@ -272,6 +332,7 @@ class SweepConfig(_Strict):
     include_clean_training: bool = True
     report: ReportSection = Field(default_factory=ReportSection)
     deployment: DeploymentSection = Field(default_factory=DeploymentSection)
+    feature_cache: FeatureCacheSection = Field(default_factory=FeatureCacheSection)
     tune: TuneSection | None = None
 
 
@@ -281,6 +342,7 @@ def parse_config(data: dict[str, Any], source: str = "config") -> SweepConfig:
         cfg = SweepConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError("\n".join(describe_validation_error(err, source, SweepConfig))) from None
+    cfg.datasets = expand_extractor_sets(cfg.datasets)
     problems: list[str] = []
     for i, m in enumerate(cfg.models):
         if (m.name is None) == (m.set is None):
@@ -306,8 +368,9 @@ def parse_config(data: dict[str, Any], source: str = "config") -> SweepConfig:
         except ValueError as exc:
             problems.append(f"{source}: key 'models.{i}.train': {exc}")
     for i, d in enumerate(cfg.datasets):
-        _check(problems, source, f"datasets.{i}", DATASETS, d.name, d.options)
+        _check(problems, source, d.key(i), DATASETS, d.name, d.options)
     shown = [d.shown for d in cfg.datasets]
+    shown += sorted({d.base_label for d in cfg.datasets if d.base_label is not None} - set(shown))
     repeated = sorted({x for x in shown if shown.count(x) > 1})
     if repeated:
         problems.append(f"{source}: key 'datasets': dataset labels must be unique, repeated: {repeated} (give the "

@@ -27,7 +27,7 @@ from harness.run.cluster import RaySession, check_shared_storage, open_ray, ray_
 from harness.run.config import SweepConfig
 from harness.run.failures import FailureGroup, group_failures
 from harness.run.plan import EvalCell, SweepError, make_plan
-from harness.run.worker import DatasetCache, run_training_cell
+from harness.run.worker import DatasetCache, FeatureCacheSettings, run_training_cell
 from harness.runtime import PORTABLE_ENVIRONMENT, describe_device, plan_workers, select_device
 from harness.store import ResultStore, check_store
 
@@ -175,7 +175,7 @@ def _run_locked(cfg: SweepConfig, out: Path, raw_config: dict[str, Any] | None, 
         (out / "config.toml").write_text(tomli_w.dumps(tomlable(raw)))
         store = ResultStore(out / "results.sqlite")
         device = _driver_device(cfg.run.device, session)
-        cache = DatasetCache(cfg.run.limit)
+        cache = DatasetCache(cfg.run.limit, FeatureCacheSettings.of(cfg, out, progress))
         tuned = None
         if cfg.tune is not None:
             from harness.run.tune import run_tuning
@@ -238,7 +238,8 @@ def run_cells(cfg: SweepConfig, todo: list[tuple[Any, list[EvalCell]]], out: Pat
 
         if session is None:
             raise SweepError("executor 'ray' needs a Ray session: run_sweep opens one with open_ray()")
-        run_on_ray(todo, out, cfg.run.device, cfg_hash, on_training, on_result, session, env=env)
+        run_on_ray(todo, out, cfg.run.device, cfg_hash, on_training, on_result, session, env=env,
+                   features=cache.features)
     elif cfg.run.executor == "processes" or portable:
         from harness.run.executors import default_workers, run_on_processes
 
@@ -249,7 +250,7 @@ def run_cells(cfg: SweepConfig, todo: list[tuple[Any, list[EvalCell]]], out: Pat
         requested = 1 if cfg.run.executor == "local" else cfg.run.workers
         plan = plan_workers(device, default_workers(), len(todo), requested, gpus=gpus)
         run_on_processes(todo, out, cfg.run.device, cfg_hash, on_training, on_result, plan.workers,
-                         1 if portable else plan.threads, env=env)
+                         1 if portable else plan.threads, env=env, features=cache.features)
     else:
         for t, cells in todo:
             run_training_cell(t, cells, cache, out, device, cfg_hash, on_training, on_result)

@@ -22,7 +22,7 @@ from typing import Any
 
 from harness.run.cluster import RaySession
 from harness.run.plan import EvalCell, TrainingCell
-from harness.run.worker import DatasetCache, run_training_cell
+from harness.run.worker import DatasetCache, FeatureCacheSettings, run_training_cell
 from harness.runtime import select_device
 
 
@@ -33,11 +33,12 @@ class WorkerLostError(RuntimeError):
 _WORKER_CACHE: DatasetCache | None = None  # one per worker process: datasets and corrupted test sets are reused
 
 
-def _train_and_evaluate(t: TrainingCell, cells: list[EvalCell], out: str, device_name: str,
-                        cfg_hash: str) -> tuple[list[dict[str, Any]], list[tuple[EvalCell, dict[str, Any], Any]]]:
+def _train_and_evaluate(t: TrainingCell, cells: list[EvalCell], out: str, device_name: str, cfg_hash: str,
+                        features: FeatureCacheSettings | None = None,
+                        ) -> tuple[list[dict[str, Any]], list[tuple[EvalCell, dict[str, Any], Any]]]:
     global _WORKER_CACHE
-    if _WORKER_CACHE is None:
-        _WORKER_CACHE = DatasetCache()
+    if _WORKER_CACHE is None or _WORKER_CACHE.features != features:
+        _WORKER_CACHE = DatasetCache(features=features)
     trainings: list[dict[str, Any]] = []
     results: list[tuple[EvalCell, dict[str, Any], Any]] = []
     run_training_cell(t, cells, _WORKER_CACHE, Path(out), select_device(device_name), cfg_hash, trainings.append,
@@ -58,10 +59,11 @@ that an autoscaler may replace) before the sweep stops instead of waiting foreve
 def run_on_ray(todo: list[tuple[TrainingCell, list[EvalCell]]], out: Path, device_name: str, cfg_hash: str,
                emit_training: Callable[[dict[str, Any]], None],
                emit_result: Callable[[EvalCell, dict[str, Any], Any], None], session: RaySession,
-               env: dict[str, str] | None = None) -> None:
+               env: dict[str, str] | None = None, features: FeatureCacheSettings | None = None) -> None:
     """Run every training cell of ``todo`` as a Ray task of ``session`` (its worker processes
     started with ``env`` added to their environment, through Ray's runtime environment); emit
-    results as tasks finish.
+    results as tasks finish. ``features``: the sweep's extraction cache, which every task opens
+    (its folder must be on storage the nodes share, as the run directory is).
 
     A node lost mid-cell costs that cell a retry, on another node (:data:`TASK_RETRIES`).
     When a cell runs out of retries, or the cluster no longer has a node with the resources
@@ -73,7 +75,7 @@ def run_on_ray(todo: list[tuple[TrainingCell, list[EvalCell]]], out: Path, devic
     task = ray.remote(num_cpus=session.num_cpus, num_gpus=session.num_gpus, max_retries=TASK_RETRIES,
                       retry_exceptions=False, **({"runtime_env": {"env_vars": dict(env)}} if env else {})
                       )(_train_and_evaluate)
-    pending = {task.remote(t, cells, str(out.resolve()), device_name, cfg_hash): t for t, cells in todo}
+    pending = {task.remote(t, cells, str(out.resolve()), device_name, cfg_hash, features): t for t, cells in todo}
     lacking_since: float | None = None
     try:
         while pending:
@@ -144,11 +146,13 @@ def worker_env(extra: dict[str, str] | None) -> Iterator[None]:
 def run_on_processes(todo: list[tuple[TrainingCell, list[EvalCell]]], out: Path, device_name: str, cfg_hash: str,
                      emit_training: Callable[[dict[str, Any]], None],
                      emit_result: Callable[[EvalCell, dict[str, Any], Any], None], workers: int,
-                     threads: int | None = None, env: dict[str, str] | None = None) -> None:
+                     threads: int | None = None, env: dict[str, str] | None = None,
+                     features: FeatureCacheSettings | None = None) -> None:
     """Run the training cells of ``todo`` on ``workers`` local processes (spawned, each with
     ``threads`` torch threads, default ``cores // workers``: :func:`harness.runtime.plan_workers`
     gives both, and with ``env`` added to their environment, e.g. the portable arithmetic
-    mode's); the driver writes results as each cell finishes.
+    mode's); the driver writes results as each cell finishes. ``features``: the sweep's
+    extraction cache, shared by every worker.
 
     A worker that dies (e.g. killed by the kernel for memory) aborts the sweep with the
     training cell named; what was stored stays, and ``--resume`` goes on from there.
@@ -164,7 +168,7 @@ def run_on_processes(todo: list[tuple[TrainingCell, list[EvalCell]]], out: Path,
     with worker_env(env), cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                                                  initializer=_init_process_worker,
                                                  initargs=(threads, os.getpid())) as pool:
-        futures = {pool.submit(_train_and_evaluate, t, cells, str(out.resolve()), device_name, cfg_hash): t
+        futures = {pool.submit(_train_and_evaluate, t, cells, str(out.resolve()), device_name, cfg_hash, features): t
                    for t, cells in todo}
         try:
             for fut in cf.as_completed(futures):

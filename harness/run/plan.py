@@ -36,6 +36,7 @@ class TrainingCell:
     condition_spec: dict[str, Any] = field(default_factory=dict)
     limit: int | None = None  # only the first `limit` dialogues of each split (run.limit, a smoke run)
     dataset_label: str = ""  # how results name the dataset (default: its registered name)
+    extractor_set: str = ""  # the dataset entry's extractor set (rows record it); its options are in the key
 
     @property
     def dataset_shown(self) -> str:
@@ -180,7 +181,7 @@ def make_plan(cfg: SweepConfig, tuned: dict[tuple[str, str], dict[str, Any]] | N
     rows = _model_rows_and_seeds(cfg)
     for ds in cfg.datasets:
         for ((label, name, options, train, only), seeds), (cond, cond_spec) in product(rows, conditions):
-            if only is not None and ds.shown not in only:
+            if only is not None and not ds.answers_to(only):
                 continue
             choice = tuned.get((label, ds.shown))
             if choice is not None:
@@ -189,7 +190,7 @@ def make_plan(cfg: SweepConfig, tuned: dict[tuple[str, str], dict[str, Any]] | N
             shown = label if cond == CLEAN else f"{label}+{cond}"
             for seed in seeds:
                 t = TrainingCell(shown, name, options, ds.name, dict(ds.options), cond, seed, train, cond_spec,
-                                 cfg.run.limit, dataset_label=ds.label or "")
+                                 cfg.run.limit, dataset_label=ds.label or "", extractor_set=ds.extractor_set or "")
                 trainings.append(t)
                 evaluations[t.key] = _evaluation_cells(cfg, t, defenses)
     return Plan(trainings, evaluations)

@@ -63,7 +63,7 @@ def searches(cfg: SweepConfig) -> list[Search]:
         task = _task_of(ds)
         metric = tune.metric or default_metric(task)
         for label, name, options, train, only in model_rows(cfg):
-            if (only is not None and ds.shown not in only) or (tune.models is not None and label not in tune.models):
+            if (only is not None and not ds.answers_to(only)) or (tune.models is not None and label not in tune.models):
                 continue
             space = search_space_of(MODELS.get(name))
             key = config_hash({"label": label, "model": name, "options": options, "train": train.to_dict(),

@@ -154,9 +154,9 @@ def input_problems(cfg: Any, source: str, model_sets: dict[str, list[tuple[str, 
     problems: list[str] = []
     specs: dict[int, Any] = {}
     for i, d in enumerate(cfg.datasets):
-        found = _dataset_problems(d, f"datasets.{i}", source)
+        found = _dataset_problems(d, d.key(i), source)
         if not found:
-            spec, why = _read_spec(d, f"datasets.{i}", source)
+            spec, why = _read_spec(d, d.key(i), source)
             if why is None:
                 specs[i] = spec
             else:
@@ -178,7 +178,7 @@ def input_problems(cfg: Any, source: str, model_sets: dict[str, list[tuple[str, 
             for key, name, options, registry in raw_users:
                 why = raw_media_problem(d.name, d.options, registry.get(name).obj, name, options, registry.kind)
                 if why:
-                    problems.append(f"{source}: key '{key}': {why} (datasets.{i})")
+                    problems.append(f"{source}: key '{key}': {why} ({d.key(i)})")
     return problems
 
 
@@ -255,7 +255,7 @@ def _model_problems(cfg: Any, specs: dict[int, Any], source: str,
         else:
             variants = [(label, name, {**options, **m.options}) for label, name, options in model_sets[m.set]]
         for j, d in enumerate(cfg.datasets):
-            if j not in specs or (m.datasets is not None and d.shown not in m.datasets):
+            if j not in specs or (m.datasets is not None and not d.answers_to(m.datasets)):
                 continue
             for label, name, options in variants:
                 why = model_build_problem(name, specs[j], options)
@@ -307,7 +307,7 @@ def _modality_problems(cfg: Any, specs: dict[int, Any], registry: Registry[Any],
         if spec is not None and isinstance(modality, str) and modality not in spec.dims:
             out.append(f"{source}: key '{key}.options.modality': {registry.kind} {name!r} acts on {modality!r}, but "
                        f"dataset {d.shown!r}{_path_words(d)} has no {modality} (its modalities: "
-                       f"{', '.join(spec.dims)}) (datasets.{j})")
+                       f"{', '.join(spec.dims)}) ({d.key(j)})")
     return out
 
 

@@ -3,7 +3,11 @@
 :func:`run_training_cell` is what every executor runs, in this process, a pool process or a
 Ray worker. Results leave through callbacks (the driver alone writes the store). A
 :class:`DatasetCache` loads each dataset once per process and builds each corrupted test set
-once, so every model sees the identical corrupted input (paired corruption).
+once, so every model sees the identical corrupted input (paired corruption). Raw-media
+features (the clean ones a raw loader extracts, and those of corrupted media) go through the
+sweep's on-disk :class:`~harness.extractors.cache.ExtractionCache` (:class:`FeatureCacheSettings`),
+so each is extracted once per sweep across every worker process and Ray node, and a resumed
+run extracts none of those already stored.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +25,12 @@ import torch
 
 from harness import faults
 from harness.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from harness.corruption import utterance_rng
+from harness.corruption import RawCorruption, utterance_rng
 from harness.data.types import BenchDataset, Dialogue
+from harness.extractors.cache import ExtractionCache, add_stats, using_cache
 from harness.provenance import code_version, config_hash, now_utc, package_versions
 from harness.registry import CORRUPTIONS, DATASETS, DEFENSES, MODELS
+from harness.run.config import SweepConfig
 from harness.run.plan import EvalCell, TrainingCell
 from harness.runtime import describe_device, describe_node, determinism_status, seed_everything
 from harness.store import CLEAN
@@ -33,25 +39,61 @@ from harness.train import evaluate, fit
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class FeatureCacheSettings:
+    """Where a sweep's extraction cache lives and how it stores (``[feature_cache]``): plain
+    values, so they travel to worker processes and Ray tasks."""
+
+    root: str
+    dtype: str = "float32"
+    max_bytes: int | None = None
+    progress: bool = True  # a progress bar on stderr while features are extracted
+
+    @classmethod
+    def of(cls, cfg: SweepConfig, out: Path, progress: bool = True) -> FeatureCacheSettings:
+        """``cfg``'s cache settings for run directory ``out`` (default folder: ``out/feature_cache``)."""
+        section = cfg.feature_cache
+        root = Path(section.dir) if section.dir else Path(out) / "feature_cache"
+        limit = None if section.max_gb is None else max(1, int(section.max_gb * 2**30))
+        return cls(str(root.resolve()), section.dtype, limit, progress)
+
+    def open(self) -> ExtractionCache:
+        return ExtractionCache(self.root, dtype=self.dtype, max_bytes=self.max_bytes)  # type: ignore[arg-type]
+
+
 class DatasetCache:
     """Loads each (dataset, options) once per sweep and each corrupted test set once.
 
     ``limit`` (a smoke run's ``run.limit``): keep only the first ``limit`` dialogues of each
     split of every dataset this cache hands out, unless a call names its own limit.
+    ``features``: the sweep's extraction cache (opened on first use); without it raw-media
+    features are extracted in memory (and a raw loader uses its own ``cache_dir``).
     """
 
-    def __init__(self, limit: int | None = None) -> None:
+    def __init__(self, limit: int | None = None, features: FeatureCacheSettings | None = None) -> None:
         self.limit = limit
+        self.features = features
+        self._extraction_cache: ExtractionCache | None = None
         self._datasets: dict[tuple[str, str, int | None], BenchDataset] = {}
         self._test_sets: dict[tuple[Any, ...], list[Dialogue]] = {}
         self._datasets_aug: dict[tuple[str, str, int | None, str], BenchDataset] = {}
+
+    @property
+    def extraction_cache(self) -> ExtractionCache | None:
+        """The sweep's extraction cache (None without ``features``), opened once per process."""
+        if self._extraction_cache is None and self.features is not None:
+            self._extraction_cache = self.features.open()
+        return self._extraction_cache
 
     def dataset(self, name: str, options: dict[str, Any], limit: int | None = None) -> BenchDataset:
         limit = limit if limit is not None else self.limit
         key = (name, config_hash(options), limit)
         if key not in self._datasets:
             full = (name, config_hash(options), None)
-            dataset = self._datasets.get(full) or DATASETS.create(name, **options)
+            dataset = self._datasets.get(full)
+            if dataset is None:
+                with using_cache(self.extraction_cache):
+                    dataset = DATASETS.create(name, **options)
             self._datasets[key] = first_dialogues(dataset, limit) if limit is not None else dataset
         return self._datasets[key]
 
@@ -66,6 +108,8 @@ class DatasetCache:
         return self._datasets_aug[key]
 
     def test_set(self, cell: EvalCell, dataset: BenchDataset) -> list[Dialogue]:
+        """The cell's test dialogues: clean, or corrupted (a raw-media corruption's features
+        from the extraction cache, extracted only where missing), then defended."""
         key = cell.test_set_key
         if key not in self._test_sets:
             dialogues = dataset.splits["test"]
@@ -73,7 +117,13 @@ class DatasetCache:
                 corruption = CORRUPTIONS.create(cell.corruption, **cell.corruption_options)
                 if hasattr(corruption, "bind"):
                     corruption = corruption.bind(dataset)
-                dialogues = corruption(dialogues, cell.severity, cell.corruption_seed)
+                if isinstance(corruption, RawCorruption) and self.extraction_cache is not None:
+                    dialogues = corruption.cached(dialogues, cell.severity, cell.corruption_seed,
+                                                  self.extraction_cache, keep_raw=cell.defense != "none",
+                                                  progress=f"extracting {cell.corruption_label}@{cell.severity}"
+                                                  if self.features and self.features.progress else None)
+                else:
+                    dialogues = corruption(dialogues, cell.severity, cell.corruption_seed)
             if cell.defense != "none":
                 defense = DEFENSES.create(cell.defense, **cell.defense_options)
                 if hasattr(defense, "bind"):
@@ -187,12 +237,13 @@ def run_training_cell(t: TrainingCell, cells: list[EvalCell], cache: DatasetCach
         try:
             test = cache.test_set(cell, dataset)
             metrics, preds = evaluate(model, test, dataset.spec, device)
+            stats = add_stats(u.extraction_stats for d in test for u in d.utterances)
         except Exception as exc:  # noqa: BLE001 - the cell is recorded as failed, the others go on
             emit_result(cell, _row(_with_determinism(common, device), cell, "failed", _reason(exc), {}, 0,
                                    best_epoch, time.perf_counter() - t0), None)
         else:
             row = _row(_with_determinism(common, device), cell, "ok", None, metrics, len(preds.uids), best_epoch,
-                       time.perf_counter() - t0)
+                       time.perf_counter() - t0, stats)
             emit_result(cell, row, {"uids": preds.uids, "targets": preds.targets, "outputs": preds.outputs,
                                     "groups": preds.groups})
         faults.hit("eval-cell")
@@ -216,11 +267,15 @@ def _with_determinism(common: dict[str, Any], device: torch.device) -> dict[str,
 
 
 def _row(common: dict[str, Any], cell: EvalCell, status: str, error: str | None, metrics: dict[str, float],
-         n: int, best_epoch: int | None, wall: float) -> dict[str, Any]:
+         n: int, best_epoch: int | None, wall: float, stats: dict[str, dict[str, int]] | None = None) -> dict[str, Any]:
+    """A result row; ``stats``: the extractors' counts summed over the cell's test utterances
+    (e.g. ``{"video": {"frames": 900, "frames_without_face": 41}}``), stored as JSON."""
     parameter, value = cell.severity_parameter()
     return {**common, "cell_key": cell.key, "corruption": cell.corruption_label if cell.corruption != CLEAN else CLEAN,
             "corruption_options": {"name": cell.corruption, **cell.corruption_options}, "severity": cell.severity,
             "parameter": parameter, "parameter_value": value, "title": cell.title(),
             "schedule": str(cell.corruption_options.get("schedule", "stationary")), "defense": cell.defense,
             "split": "test", "status": status, "error": error, "metrics": metrics, "n_utterances": n,
-            "best_epoch": best_epoch, "wall_time_s": wall, "created_at": now_utc()}
+            "best_epoch": best_epoch, "wall_time_s": wall, "created_at": now_utc(),
+            "extractor_set": cell.training.extractor_set or None,
+            "extraction_stats": json.dumps(stats, sort_keys=True) if stats else None}
