@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from harness import MODELS
+from harness.run.worker import DatasetCache
 from harness.resample import interpolation_matrix, linear_resample
 from harness.runtime import (
     GPU_WORKERS_PER_DEVICE,
@@ -217,6 +218,10 @@ def test_report_names_rows_that_do_not_reproduce():
     assert _determinism_lines(df.drop(columns="deterministic")) == []  # a store from before the column
 
 
+# run_cells hands the executors the sweep's feature-cache settings; these sweeps have no raw media
+NO_FEATURE_CACHE = DatasetCache()
+
+
 def test_process_executor_sizes_workers_with_the_plan(monkeypatch, tmp_path):
     from harness.run import executors
     from harness.run.config import parse_config
@@ -225,7 +230,7 @@ def test_process_executor_sizes_workers_with_the_plan(monkeypatch, tmp_path):
     seen = {}
 
     def fake_run_on_processes(todo, out, device_name, cfg_hash, emit_training, emit_result, workers, threads=None,
-                              env=None):
+                              env=None, features=None):
         seen.update(workers=workers, threads=threads)
 
     monkeypatch.setattr(executors, "run_on_processes", fake_run_on_processes)
@@ -233,10 +238,10 @@ def test_process_executor_sizes_workers_with_the_plan(monkeypatch, tmp_path):
     cfg = parse_config({"run": {"executor": "processes"}, "models": [{"name": "text-only"}],
                         "datasets": [{"name": "synthetic"}]})
     todo = [(object(), [])] * 40
-    run_cells(cfg, todo, tmp_path, None, torch.device("cpu"), "h", print, print)
+    run_cells(cfg, todo, tmp_path, NO_FEATURE_CACHE, torch.device("cpu"), "h", print, print)
     assert seen == {"workers": 16, "threads": 1}
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    run_cells(cfg, todo, tmp_path, None, torch.device("cuda"), "h", print, print)
+    run_cells(cfg, todo, tmp_path, NO_FEATURE_CACHE, torch.device("cuda"), "h", print, print)
     assert seen == {"workers": GPU_WORKERS_PER_DEVICE, "threads": 16 // GPU_WORKERS_PER_DEVICE}
 
 
@@ -251,7 +256,7 @@ def test_the_portable_mode_runs_its_cells_in_fresh_single_thread_processes_with_
     seen = {}
 
     def fake_run_on_processes(todo, out, device_name, cfg_hash, emit_training, emit_result, workers, threads=None,
-                              env=None):
+                              env=None, features=None):
         seen.update(workers=workers, threads=threads, env=env)
 
     monkeypatch.setattr(executors, "run_on_processes", fake_run_on_processes)
@@ -261,7 +266,7 @@ def test_the_portable_mode_runs_its_cells_in_fresh_single_thread_processes_with_
         cfg = parse_config({"run": {"executor": executor, "arithmetic": "portable"}, "models": [{"name": "text-only"}],
                             "datasets": [{"name": "synthetic"}]})
         seen.clear()
-        run_cells(cfg, todo, tmp_path, None, torch.device("cpu"), "h", print, print)
+        run_cells(cfg, todo, tmp_path, NO_FEATURE_CACHE, torch.device("cpu"), "h", print, print)
         assert seen == {"workers": workers, "threads": 1, "env": PORTABLE_ENVIRONMENT}
 
 

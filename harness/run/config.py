@@ -83,8 +83,8 @@ class RunSection(_Strict):
     executor: str = "local"
     workers: int | None = Field(default=None, ge=1)  # executor "processes": pool size (default: the CPU cores)
     limit: int | None = Field(default=None, ge=1)  # smoke run: the first `limit` dialogues of each split (--limit)
-    # "portable": CPU workers run PyTorch's portable kernels, MKL's reproducible path, oneDNN capped at
-    # SSE4.1 and one thread, so training is bit-identical on any x86-64 CPU (docs/PERFORMANCE.md)
+    # "portable": CPU workers run PyTorch's AVX2 kernels, MKL's reproducible AVX2 path, oneDNN capped at
+    # AVX2 and one thread, so training is bit-identical on any x86-64 CPU with AVX2 (docs/PERFORMANCE.md)
     arithmetic: str = "native"
 
     @field_validator("name")
