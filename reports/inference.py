@@ -228,7 +228,8 @@ def aligned_predictions(records: Sequence[Mapping[str, Any]], metric: str
 
 def resample_indices(n: int, groups: np.ndarray | None, n_boot: int, rng: np.random.Generator) -> list[np.ndarray]:
     """``n_boot`` bootstrap resamples of ``n`` test utterances: whole dialogues drawn with
-    replacement when ``groups`` (dialogue index per utterance) is given, else utterances."""
+    replacement when ``groups`` (dialogue index per utterance) is given, else utterances.
+    The same draws as :func:`resample_counts` from the same ``rng`` state."""
     if groups is None:
         return list(rng.integers(0, n, size=(n_boot, n)))
     members = [np.flatnonzero(groups == g) for g in range(int(groups.max()) + 1)]
@@ -236,22 +237,75 @@ def resample_indices(n: int, groups: np.ndarray | None, n_boot: int, rng: np.ran
     return [np.concatenate([members[g] for g in row]) for row in picks]
 
 
+def _row_bincount(draws: np.ndarray, size: int) -> np.ndarray:
+    """``[R, size]``: how often each value in ``0..size-1`` occurs in each row of ``draws [R, N]``."""
+    flat = (draws + size * np.arange(len(draws))[:, None]).ravel()
+    return np.bincount(flat, minlength=size * len(draws)).reshape(len(draws), size)
+
+
+def resample_counts(n: int, groups: np.ndarray | None, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """``[n_boot, n]``: how many times each test utterance occurs in each of the bootstrap
+    resamples :func:`resample_indices` draws from the same ``rng`` state (whole dialogues when
+    ``groups`` is given). A metric of a resample depends only on these multiplicities."""
+    if groups is None:
+        return _row_bincount(rng.integers(0, n, size=(n_boot, n)), n)
+    n_groups = int(groups.max()) + 1
+    picks = rng.integers(0, n_groups, size=(n_boot, n_groups))
+    return _row_bincount(picks, n_groups)[:, groups]
+
+
+def _confusion_f1(conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class F1 (zero_division 0) and support from confusion counts ``[..., C, C]`` (rows:
+    true class, columns: predicted class), as :mod:`harness.metrics` defines them."""
+    tp = np.diagonal(conf, axis1=-2, axis2=-1)
+    support, predicted = conf.sum(-1), conf.sum(-2)
+    denom = support + predicted
+    return np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0), support
+
+
+def _confusion_acc(conf: np.ndarray) -> np.ndarray:
+    return np.diagonal(conf, axis1=-2, axis2=-1).sum(-1) / conf.sum((-2, -1))
+
+
+def _confusion_wf1(conf: np.ndarray) -> np.ndarray:
+    f1, support = _confusion_f1(conf)
+    return (f1 * support).sum(-1) / conf.sum((-2, -1))
+
+
+def _confusion_mf1(conf: np.ndarray) -> np.ndarray:
+    return _confusion_f1(conf)[0].mean(-1)
+
+
+# Metrics that are functions of the confusion counts: a resample's score follows from its
+# multiplicities by one matrix product instead of scoring the resampled utterances one by one.
+_FROM_CONFUSION = {"acc": _confusion_acc, "wf1": _confusion_wf1, "mf1": _confusion_mf1}
+
+
 def resampled_scores(metric: str, y: np.ndarray, preds: np.ndarray, nc: int | None,
-                     resamples: Sequence[np.ndarray]) -> np.ndarray:
-    """``[R, K]``: the metric of every seed's predictions (``preds [K, M]``) on every resample."""
-    out = np.empty((len(resamples), len(preds)))
-    if not resamples:
+                     counts: np.ndarray) -> np.ndarray:
+    """``[R, K]``: the metric of every seed's predictions (``preds [K, M]``) on every resample,
+    each given by its utterances' multiplicities (``counts [R, M]``, :func:`resample_counts`)."""
+    out = np.empty((len(counts), len(preds)))
+    if not len(counts):
         return out
-    sizes = {len(r) for r in resamples}
-    if len(sizes) == 1:  # equal sizes: score a block of resamples at once
-        idx = np.stack(resamples)
-        step = max(1, _CHUNK_ELEMENTS // max(idx.shape[1], 1))
-        for start in range(0, len(idx), step):
-            block = idx[start:start + step]
+    if metric in _FROM_CONFUSION and nc is not None and len(y) and 0 <= y.min() and y.max() < nc:
+        weights = counts.astype(np.float64)
+        for k, p in enumerate(preds):
+            onehot = np.zeros((len(y), nc * nc))
+            onehot[np.arange(len(y)), np.asarray(y, dtype=np.int64) * nc + p] = 1.0
+            out[:, k] = _FROM_CONFUSION[metric]((weights @ onehot).reshape(len(counts), nc, nc))
+        return out
+    sizes = counts.sum(1)
+    positions = np.arange(counts.shape[1])
+    if (sizes == sizes[0]).all():  # equal sizes: score a block of resamples at once
+        step = max(1, _CHUNK_ELEMENTS // max(int(sizes[0]), 1))
+        for start in range(0, len(counts), step):
+            block = np.stack([np.repeat(positions, c) for c in counts[start:start + step]])
             for k, p in enumerate(preds):
                 out[start:start + step, k] = score_rows(metric, y[block], p[block], nc)
         return out
-    for r, ix in enumerate(resamples):  # dialogues of different lengths: one resample at a time
+    for r, c in enumerate(counts):  # dialogues of different lengths: one resample at a time
+        ix = np.repeat(positions, c)
         out[r] = score_rows(metric, np.broadcast_to(y[ix], (len(preds), len(ix))), preds[:, ix], nc)
     return out
 
@@ -309,7 +363,7 @@ def cell_estimate(values: Sequence[float], metric: str, records: Sequence[Mappin
         raise ValueError(f"cell_estimate: {k} values but {len(records)} prediction records")
     y, preds, nc, groups = aligned_predictions(records, metric)
     rng = np.random.default_rng(seed)
-    scores = resampled_scores(metric, y, preds, nc, resample_indices(len(y), groups, n_boot, rng))
+    scores = resampled_scores(metric, y, preds, nc, resample_counts(len(y), groups, n_boot, rng))
     resampled = "dialogues" if groups is not None else "utterances"
     if k == 1:
         col = scores[:, 0][~np.isnan(scores[:, 0])]
@@ -359,7 +413,7 @@ def difference_estimate(values_a: Sequence[float], values_b: Sequence[float], me
         raise ValueError(f"difference_estimate: {ka} + {kb} values but {len(records_a)} + {len(records_b)} records")
     y, preds, nc, groups = aligned_predictions([*records_a, *records_b], metric)
     rng = np.random.default_rng(seed)
-    scores = resampled_scores(metric, y, preds, nc, resample_indices(len(y), groups, n_boot, rng))
+    scores = resampled_scores(metric, y, preds, nc, resample_counts(len(y), groups, n_boot, rng))
     sa, sb = scores[:, :ka], scores[:, ka:]
     resampled = "dialogues" if groups is not None else "utterances"
     if seeds_known:

@@ -19,7 +19,9 @@ from reports.inference import (
     detectable_effect,
     difference_estimate,
     interval_df,
+    resample_counts,
     resample_indices,
+    resampled_scores,
     verdict,
     welch_df,
 )
@@ -130,6 +132,25 @@ def test_dialogues_are_resampled_whole_when_their_ids_are_stored():
     assert cell_estimate([1.0, 0.0], "acc", recs).resampled == "dialogues"
     recs[1].pop("groups")
     assert cell_estimate([1.0, 0.0], "acc", recs).resampled == "utterances"
+
+
+@pytest.mark.parametrize("dialogues", [False, True])
+@pytest.mark.parametrize("metric", ["acc", "wf1", "mf1"])
+def test_confusion_counts_score_resamples_as_scoring_the_resampled_utterances_does(metric, dialogues):
+    """The fast path (multiplicities x one-hot confusion cells) against the metric itself on
+    the concatenated resample, for the same draws."""
+    from harness.metrics import score_rows
+
+    rng = np.random.default_rng(11)
+    groups = np.repeat(np.arange(9), rng.integers(1, 6, 9)) if dialogues else None
+    m, nc = (len(groups) if dialogues else 40), 4
+    y, preds = rng.integers(0, nc, m), rng.integers(0, nc, (3, m))
+    counts = resample_counts(m, groups, 50, np.random.default_rng(2))
+    indices = resample_indices(m, groups, 50, np.random.default_rng(2))
+    assert [sorted(np.repeat(np.arange(m), c)) for c in counts] == [sorted(ix) for ix in indices]
+    fast = resampled_scores(metric, y, preds, nc, counts)
+    direct = np.array([[score_rows(metric, y[ix][None], p[ix][None], nc)[0] for p in preds] for ix in indices])
+    np.testing.assert_allclose(fast, direct, rtol=0, atol=1e-12)
 
 
 def test_detectable_effect_and_seeds_to_detect():
