@@ -52,7 +52,7 @@ def test_built_in_demo_is_one_package_file_read_once():
 
     assert demo_config_text() is demo_config_text()  # read once
     plan = make_plan(parse_config(demo_config(), source="built-in demo"))
-    assert len(plan.trainings) == 48 and plan.n_evaluations == 48 * 16  # 8 models x 6 seeds; clean + 5 x 3 severities
+    assert len(plan.trainings) == 48 and plan.n_evaluations == 48 * 10  # 8 models x 6 seeds; clean + 3 x 3 severities
 
 
 def test_preset_sweep_lists_every_preset_model_at_its_reference_dims(capsys):
