@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from harness import MODELS
-from harness.run.worker import DatasetCache
 from harness.resample import interpolation_matrix, linear_resample
+from harness.run.worker import DatasetCache
 from harness.runtime import (
     GPU_WORKERS_PER_DEVICE,
     allow_nondeterministic,
