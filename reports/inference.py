@@ -226,17 +226,6 @@ def aligned_predictions(records: Sequence[Mapping[str, Any]], metric: str
     return y, np.stack(preds), nc, group_index
 
 
-def resample_indices(n: int, groups: np.ndarray | None, n_boot: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """``n_boot`` bootstrap resamples of ``n`` test utterances: whole dialogues drawn with
-    replacement when ``groups`` (dialogue index per utterance) is given, else utterances.
-    The same draws as :func:`resample_counts` from the same ``rng`` state."""
-    if groups is None:
-        return list(rng.integers(0, n, size=(n_boot, n)))
-    members = [np.flatnonzero(groups == g) for g in range(int(groups.max()) + 1)]
-    picks = rng.integers(0, len(members), size=(n_boot, len(members)))
-    return [np.concatenate([members[g] for g in row]) for row in picks]
-
-
 def _row_bincount(draws: np.ndarray, size: int) -> np.ndarray:
     """``[R, size]``: how often each value in ``0..size-1`` occurs in each row of ``draws [R, N]``."""
     flat = (draws + size * np.arange(len(draws))[:, None]).ravel()
@@ -244,9 +233,10 @@ def _row_bincount(draws: np.ndarray, size: int) -> np.ndarray:
 
 
 def resample_counts(n: int, groups: np.ndarray | None, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """``[n_boot, n]``: how many times each test utterance occurs in each of the bootstrap
-    resamples :func:`resample_indices` draws from the same ``rng`` state (whole dialogues when
-    ``groups`` is given). A metric of a resample depends only on these multiplicities."""
+    """``[n_boot, n]``: how many times each of ``n`` test utterances occurs in each of ``n_boot``
+    bootstrap resamples: whole dialogues drawn with replacement when ``groups`` (dialogue index
+    per utterance) is given, else utterances. A metric of a resample depends only on these
+    multiplicities."""
     if groups is None:
         return _row_bincount(rng.integers(0, n, size=(n_boot, n)), n)
     n_groups = int(groups.max()) + 1

@@ -20,7 +20,6 @@ from reports.inference import (
     difference_estimate,
     interval_df,
     resample_counts,
-    resample_indices,
     resampled_scores,
     verdict,
     welch_df,
@@ -123,10 +122,11 @@ def test_one_seed_gives_the_test_set_interval_and_says_so():
 def test_dialogues_are_resampled_whole_when_their_ids_are_stored():
     groups = np.repeat(np.arange(5), [3, 1, 4, 2, 2])
     rng = np.random.default_rng(4)
-    for idx in resample_indices(len(groups), groups, 20, rng):
-        drawn = groups[idx]
-        for g in np.unique(drawn):  # every drawn dialogue comes with all its utterances
-            assert (drawn == g).sum() % (groups == g).sum() == 0
+    counts = resample_counts(len(groups), groups, 20, rng)
+    for row in counts:  # every drawn dialogue comes with all its utterances, as often as it was drawn
+        for g in range(5):
+            assert len(set(row[groups == g])) == 1
+        assert row[np.r_[0, 3, 4, 8, 10]].sum() == 5  # five dialogues drawn (one utterance of each counted)
     y = rng.integers(0, 3, 12)
     recs = [_record(y, y, groups=[f"d{g}" for g in groups]), _record(y, (y + 1) % 3, groups=[f"d{g}" for g in groups])]
     assert cell_estimate([1.0, 0.0], "acc", recs).resampled == "dialogues"
@@ -138,7 +138,7 @@ def test_dialogues_are_resampled_whole_when_their_ids_are_stored():
 @pytest.mark.parametrize("metric", ["acc", "wf1", "mf1"])
 def test_confusion_counts_score_resamples_as_scoring_the_resampled_utterances_does(metric, dialogues):
     """The fast path (multiplicities x one-hot confusion cells) against the metric itself on
-    the concatenated resample, for the same draws."""
+    the resampled utterances, for the same draws."""
     from harness.metrics import score_rows
 
     rng = np.random.default_rng(11)
@@ -146,8 +146,9 @@ def test_confusion_counts_score_resamples_as_scoring_the_resampled_utterances_do
     m, nc = (len(groups) if dialogues else 40), 4
     y, preds = rng.integers(0, nc, m), rng.integers(0, nc, (3, m))
     counts = resample_counts(m, groups, 50, np.random.default_rng(2))
-    indices = resample_indices(m, groups, 50, np.random.default_rng(2))
-    assert [sorted(np.repeat(np.arange(m), c)) for c in counts] == [sorted(ix) for ix in indices]
+    if not dialogues:
+        assert (counts.sum(1) == m).all()
+    indices = [np.repeat(np.arange(m), c) for c in counts]
     fast = resampled_scores(metric, y, preds, nc, counts)
     direct = np.array([[score_rows(metric, y[ix][None], p[ix][None], nc)[0] for p in preds] for ix in indices])
     np.testing.assert_allclose(fast, direct, rtol=0, atol=1e-12)
